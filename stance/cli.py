@@ -1,0 +1,200 @@
+"""The ``stance`` command: parses arguments and calls model/, training/, eval/.
+
+No logic lives here. User errors (:class:`StanceError`) print one line and exit 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+
+from stance.model.errors import StanceError
+
+log = logging.getLogger("stance")
+
+
+def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str] | None:
+    if not items:
+        return None
+    mapping = {}
+    for item in items:
+        if "=" not in item:
+            raise StanceError(f"{flag} {item!r}: expected SOURCE=TARGET, e.g. {flag} agree=support")
+        key, value = item.split("=", 1)
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="model directory or hub id (default: the embedded default model)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default: auto)")
+    parser.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
+    parser.add_argument("--checkpoint-label-map", nargs="*", metavar="NAME=LABEL", help="map anonymous checkpoint labels, e.g. LABEL_0=contradict")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the hub (off by default)")
+    parser.add_argument("--batch-size", type=int, default=32, help="most pairs per forward pass (default: 32)")
+    parser.add_argument("--long-text", choices=("truncate", "window"), default=None, help="how premises over max length are handled (default: the model's)")
+    parser.add_argument("--symmetric", action="store_true", help="score both orders and average (for two statements, neither the evidence)")
+    parser.add_argument("--premise-column", default="premise")
+    parser.add_argument("--hypothesis-column", default="hypothesis")
+
+
+def _load_classifier(args: argparse.Namespace):
+    from stance.model.classifier import StanceClassifier
+
+    return StanceClassifier.from_pretrained(
+        args.model,
+        device=args.device,
+        label_map=_key_values(args.checkpoint_label_map, "--checkpoint-label-map"),
+        trust_remote_code=args.trust_remote_code,
+        max_length=args.max_length,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``stance`` command."""
+    parser = argparse.ArgumentParser(prog="stance", description="Label text pairs as support, contradict or neutral.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="fine-tune a model from a YAML recipe")
+    train.add_argument("--config", required=True, help="YAML recipe, e.g. configs/sick.yaml")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value, e.g. training.learning_rate=3e-5")
+
+    score = commands.add_parser("score", help="score a JSONL/CSV/Parquet file of pairs")
+    _add_model_options(score)
+    score.add_argument("--input", required=True, help="pairs file (.jsonl, .csv or .parquet)")
+    score.add_argument("--output", default=None, help="output file (same format by default); omit to print a table")
+    score.add_argument("--input-format", choices=("jsonl", "csv", "parquet"), default=None)
+    score.add_argument("--output-format", choices=("jsonl", "csv", "parquet"), default=None)
+    score.add_argument("--chunk-rows", type=int, default=4096, help="rows read and written at a time (default: 4096)")
+    score.add_argument("--resume", action="store_true", help="continue an interrupted run with the same input and options")
+    score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    evaluate = commands.add_parser("eval", help="evaluate a model on a labelled file")
+    _add_model_options(evaluate)
+    evaluate.add_argument("--data", required=True, help="labelled pairs file")
+    evaluate.add_argument("--output-dir", required=True, help="where metrics.json, report.md and plots go")
+    evaluate.add_argument("--label-column", default="label")
+    evaluate.add_argument("--label-map", nargs="*", metavar="SOURCE=LABEL", help="map the file's labels, e.g. agree=support disagree=contradict")
+    evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from stance.training.config import load_config
+    from stance.training.trainer import train
+
+    config = load_config(args.config, args.overrides)
+    output = train(config)
+    print(f"saved model to {output}")
+    return 0
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    classifier = _load_classifier(args)
+    options = dict(
+        premise_column=args.premise_column,
+        hypothesis_column=args.hypothesis_column,
+        batch_size=args.batch_size,
+        symmetric=args.symmetric,
+        long_text=args.long_text,
+    )
+    if args.output is None:
+        from stance.model.scoring import score_frame
+        from stance.model.tables import read_table, require_columns
+
+        frame = read_table(args.input, args.input_format)
+        require_columns(frame, {"premise": args.premise_column, "hypothesis": args.hypothesis_column}, args.input)
+        print(format_table(score_frame(classifier, frame, **options), args.premise_column, args.hypothesis_column))
+        return 0
+    output = classifier.score_file(
+        args.input,
+        args.output,
+        input_format=args.input_format,
+        output_format=args.output_format,
+        chunk_rows=args.chunk_rows,
+        resume=args.resume,
+        progress=not args.no_progress,
+        **options,
+    )
+    print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+def format_table(scored, premise_column: str, hypothesis_column: str, width: int = 48) -> str:
+    """A plain-text table of scored pairs for the terminal (long texts shown with an ellipsis)."""
+
+    def cut(text: object) -> str:
+        text = " ".join(str(text).split()) if isinstance(text, str) else "(missing)"
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    header = f"{'premise':<{width}}  {'hypothesis':<{width}}  {'label':<10}  support  contra  neutral"
+    lines = [header, "-" * len(header)]
+    for _, row in scored.iterrows():
+        if isinstance(row["error"], str):
+            scores = f"{'ERROR':<10}  {row['error']}"
+        else:
+            scores = f"{row['label']:<10}  {row['prob_support']:7.3f}  {row['prob_contradict']:6.3f}  {row['prob_neutral']:7.3f}"
+            scores += "  (truncated)" if row["truncated"] else ""
+        lines.append(f"{cut(row[premise_column]):<{width}}  {cut(row[hypothesis_column]):<{width}}  {scores}")
+    return "\n".join(lines)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from stance.eval.evaluate import evaluate_file, write_evaluation
+    from stance.training.config import DatasetConfig
+
+    classifier = _load_classifier(args)
+    spec = DatasetConfig(
+        path=args.data,
+        premise_column=args.premise_column,
+        hypothesis_column=args.hypothesis_column,
+        label_column=args.label_column,
+        label_map=_key_values(args.label_map, "--label-map"),
+    )
+    results = evaluate_file(
+        classifier,
+        spec,
+        batch_size=args.batch_size,
+        long_text=args.long_text,
+        symmetric=args.symmetric,
+        progress=not args.no_progress,
+        model_name=args.model or "default",
+        command="stance " + shlex.join(sys.argv[1:]),
+    )
+    paths = write_evaluation(results, args.output_dir)
+    overall = results["overall"]
+    print(f"macro-F1 {overall['macro_f1']:.4f}  accuracy {overall['accuracy']:.4f}  n={overall['n']:,}")
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``stance`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    runners = {"train": _run_train, "score": _run_score, "eval": _run_eval}
+    try:
+        return runners[args.command](args)
+    except StanceError as error:
+        print(f"stance {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"stance {args.command}: interrupted (rerun with --resume to continue scoring)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
