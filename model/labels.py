@@ -77,7 +77,7 @@ def checkpoint_to_canonical_order(
             raise LabelMappingError(
                 f"cannot map checkpoint label {name!r} (index {index}) of labels "
                 f"{[names[i] for i in sorted(names)]} to {list(LABELS)}; pass label_map= "
-                f"(CLI: --label-map), e.g. label_map={{'{name}': 'support', ...}}"
+                f"(CLI: --checkpoint-label-map), e.g. label_map={{'{name}': 'support', ...}}"
             )
         canonical_for_index[index] = target
     found = sorted(canonical_for_index.values())

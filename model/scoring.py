@@ -55,8 +55,14 @@ def score_frame(
     symmetric: bool = False,
     long_text: str | None = None,
     progress=None,
+    prefix: str = "",
 ) -> pd.DataFrame:
-    """Score one DataFrame; returns it with the added columns, rows and index unchanged."""
+    """Score one DataFrame; returns it with the added columns, rows and index unchanged.
+
+    The added columns are named ``prefix + name`` (``label``, ``prob_support``...); an
+    input column of the same name is an error rather than being overwritten.
+    """
+    check_no_collision(frame.columns, prefix, long_text or classifier.metadata.long_text)
     problems = [
         "; ".join(p for p in (row_problem(premise, "premise"), row_problem(hypothesis, "hypothesis")) if p) or None
         for premise, hypothesis in zip(frame[premise_column], frame[hypothesis_column])
@@ -81,16 +87,27 @@ def score_frame(
         truncated[valid] = result.truncated.tolist()
         if result.window_spans is not None:
             spans[valid] = np.asarray(result.window_spans, dtype=np.int64).reshape(-1, 2)
-    out["label"] = pd.array(labels, dtype=object)
+    out[prefix + "label"] = pd.array(labels, dtype=object)
     for column, label in enumerate(LABELS):
-        out[f"prob_{label}"] = probabilities[:, column]
-    out["truncated"] = pd.array(truncated, dtype=object)
-    out["error"] = pd.array(problems, dtype=object)
+        out[f"{prefix}prob_{label}"] = probabilities[:, column]
+    out[prefix + "truncated"] = pd.array(truncated, dtype=object)
+    out[prefix + "error"] = pd.array(problems, dtype=object)
     if mode == "window":
-        out["window_start"], out["window_end"] = spans[:, 0], spans[:, 1]
+        out[prefix + "window_start"], out[prefix + "window_end"] = spans[:, 0], spans[:, 1]
     if progress is not None:
         progress.update(len(frame))
     return out
+
+
+def check_no_collision(columns, prefix: str, long_text: str) -> None:
+    """Refuse to overwrite input columns that share a name with an added column."""
+    added = [prefix + name for name in ADDED_COLUMNS + (WINDOW_COLUMNS if long_text == "window" else ())]
+    clash = [name for name in added if name in set(map(str, columns))]
+    if clash:
+        raise InputDataError(
+            f"the input already has column(s) {clash}, which scoring would overwrite; pass an output "
+            f"prefix (--output-prefix pred_ gives pred_label, pred_prob_support, ...)"
+        )
 
 
 def _input_fingerprint(path: Path) -> dict:
@@ -164,6 +181,7 @@ def score_file(
     long_text: str | None = None,
     resume: bool = False,
     progress: bool = False,
+    prefix: str = "",
 ) -> Path:
     """Score every row of ``input_path`` into ``output_path``, streaming in chunks.
 
@@ -174,6 +192,7 @@ def score_file(
 
     Args:
         resume: continue an interrupted run with the same input and options.
+        prefix: put before every added column name (needed when the input has a ``label`` column).
         progress: show a tqdm bar with pairs/s.
     """
     input_path, output_path = Path(input_path), Path(output_path)
@@ -192,6 +211,7 @@ def score_file(
         "long_text": long_text or classifier.metadata.long_text,
         "output_format": out_fmt,
         "model": classifier.metadata.base_model,
+        "prefix": prefix,
     }
     parts_dir = output_path.with_name(output_path.name + ".parts")
     done = _prepare_parts(parts_dir, manifest, resume)
@@ -220,6 +240,7 @@ def score_file(
                 symmetric=symmetric,
                 long_text=long_text,
                 progress=bar,
+                prefix=prefix,
             )
         else:
             scored = chunk

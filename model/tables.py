@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Iterator
@@ -211,7 +212,9 @@ class TableWriter:
             lines = [json.dumps(_jsonable(record), ensure_ascii=False, default=str) for record in frame.to_dict(orient="records")]
             self._handle.write(("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
         elif self.format == "csv":
-            frame.to_csv(self._handle, header=not self._wrote_header, index=False, encoding="utf-8")
+            # Quote every text field: csv's minimal quoting leaves a bare "\r" unquoted, which
+            # splits the row when the file is read back.
+            frame.to_csv(self._handle, header=not self._wrote_header, index=False, encoding="utf-8", quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
             self._wrote_header = True
         else:
             table = pa.Table.from_pandas(frame, preserve_index=False)

@@ -40,6 +40,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--long-text", choices=("truncate", "window"), default=None, help="how premises over max length are handled (default: the model's)")
     parser.add_argument("--symmetric", action="store_true", help="score both orders and average (for two statements, neither the evidence)")
     parser.add_argument("--premise-column", default="premise")
+    parser.add_argument("--output-prefix", default="", help="prefix for added columns, e.g. pred_ (needed when the input has a label column)")
     parser.add_argument("--hypothesis-column", default="hypothesis")
 
 
@@ -103,6 +104,7 @@ def _run_score(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         symmetric=args.symmetric,
         long_text=args.long_text,
+        prefix=args.output_prefix,
     )
     if args.output is None:
         from stance.model.scoring import score_frame
@@ -110,7 +112,7 @@ def _run_score(args: argparse.Namespace) -> int:
 
         frame = read_table(args.input, args.input_format)
         require_columns(frame, {"premise": args.premise_column, "hypothesis": args.hypothesis_column}, args.input)
-        print(format_table(score_frame(classifier, frame, **options), args.premise_column, args.hypothesis_column))
+        print(format_table(score_frame(classifier, frame, **options), args.premise_column, args.hypothesis_column, args.output_prefix))
         return 0
     output = classifier.score_file(
         args.input,
@@ -126,7 +128,7 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_table(scored, premise_column: str, hypothesis_column: str, width: int = 48) -> str:
+def format_table(scored, premise_column: str, hypothesis_column: str, prefix: str = "", width: int = 48) -> str:
     """A plain-text table of scored pairs for the terminal (long texts shown with an ellipsis)."""
 
     def cut(text: object) -> str:
@@ -136,11 +138,12 @@ def format_table(scored, premise_column: str, hypothesis_column: str, width: int
     header = f"{'premise':<{width}}  {'hypothesis':<{width}}  {'label':<10}  support  contra  neutral"
     lines = [header, "-" * len(header)]
     for _, row in scored.iterrows():
-        if isinstance(row["error"], str):
-            scores = f"{'ERROR':<10}  {row['error']}"
+        value = {name: row[prefix + name] for name in ("error", "label", "prob_support", "prob_contradict", "prob_neutral", "truncated")}
+        if isinstance(value["error"], str):
+            scores = f"{'ERROR':<10}  {value['error']}"
         else:
-            scores = f"{row['label']:<10}  {row['prob_support']:7.3f}  {row['prob_contradict']:6.3f}  {row['prob_neutral']:7.3f}"
-            scores += "  (truncated)" if row["truncated"] else ""
+            scores = f"{value['label']:<10}  {value['prob_support']:7.3f}  {value['prob_contradict']:6.3f}  {value['prob_neutral']:7.3f}"
+            scores += "  (truncated)" if value["truncated"] else ""
         lines.append(f"{cut(row[premise_column]):<{width}}  {cut(row[hypothesis_column]):<{width}}  {scores}")
     return "\n".join(lines)
 

@@ -201,13 +201,25 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 
 def _set_dotted(tree: dict, dotted: str, raw_value: str) -> None:
+    """Set ``a.b.c`` (list items by index: ``data.train.0.max_rows``) to the YAML value of ``raw_value``."""
     keys = dotted.split(".")
-    node = tree
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
+    node: Any = tree
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError(f"--set {dotted}: {'.'.join(keys[:depth])} is a list of {len(node)}; use an index 0..{len(node) - 1}")
+            if last:
+                node[int(key)] = yaml.safe_load(raw_value)
+            else:
+                node = node[int(key)]
+            continue
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {dotted}: {key!r} is not a section")
-    node[keys[-1]] = yaml.safe_load(raw_value)
+            raise ConfigError(f"--set {dotted}: {'.'.join(keys[:depth])} is a value, not a section")
+        if last:
+            node[key] = yaml.safe_load(raw_value)
+        else:
+            node = node.setdefault(key, {})
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> StanceConfig:

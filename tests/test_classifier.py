@@ -1,0 +1,183 @@
+"""StanceClassifier on a tiny random BERT: predict contract, fast-path fidelity, save/load."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from stance.model import LABELS, InputDataError, LabelMappingError, ModelLoadError, StanceClassifier
+from tests.conftest import build_tiny_model_dir
+
+PAIRS = [
+    ("the man is playing a guitar", "a man is not playing"),
+    ("kids are playing in the yard", "some kids are outside"),
+    ("the dog is running in the park " * 12, "a dog is running"),
+    ("ukraine tried to assassinate putin with drones", "we did not attack putin or moscow"),
+    ("a woman", "a woman is eating food near the big house with two dogs"),
+]
+
+
+def reference_probabilities(model_dir, pairs, max_length):
+    """Softmax of the raw transformers model, one padded batch, canonical column order."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    batch = tokenizer([p for p, _ in pairs], [h for _, h in pairs], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    probabilities = torch.softmax(logits.double(), dim=-1).numpy()
+    by_name = {name.lower(): index for index, name in model.config.id2label.items()}
+    names = {"support": ("entailment", "support"), "contradict": ("contradiction", "contradict"), "neutral": ("neutral",)}
+    columns = [next(by_name[n] for n in names[label] if n in by_name) for label in LABELS]
+    return probabilities[:, columns]
+
+
+def test_predict_returns_one_type(tiny_classifier):
+    result = tiny_classifier.predict(PAIRS)
+    assert isinstance(result.labels, list) and all(label in LABELS for label in result.labels)
+    assert result.probabilities.shape == (len(PAIRS), 3)
+    np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-12)
+    assert [LABELS[i] for i in result.probabilities.argmax(axis=1)] == result.labels
+    assert result.truncated.dtype == bool and result.truncated.shape == (len(PAIRS),)
+    two_lists = tiny_classifier.predict([p for p, _ in PAIRS], [h for _, h in PAIRS])
+    np.testing.assert_array_equal(two_lists.probabilities, result.probabilities)
+
+
+def test_probabilities_equal_softmax_of_raw_model(tiny_model_dir, tiny_classifier):
+    # The fast path (length sorting, token budget, own padding) must not drift from plain transformers.
+    ours = tiny_classifier.predict(PAIRS, batch_size=2).probabilities
+    np.testing.assert_allclose(ours, reference_probabilities(tiny_model_dir, PAIRS, tiny_classifier.max_length), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "id2label",
+    [{0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}, {0: "contradiction", 1: "entailment", 2: "neutral"}],
+    ids=["roberta-order", "cross-encoder-order"],
+)
+def test_other_label_orders_give_canonical_columns(tmp_path, id2label):
+    model_dir = build_tiny_model_dir(tmp_path / "m", id2label=id2label, seed=3)
+    classifier = StanceClassifier.from_pretrained(model_dir, device="cpu")
+    np.testing.assert_allclose(classifier.predict(PAIRS).probabilities, reference_probabilities(model_dir, PAIRS, 64), atol=1e-6)
+
+
+def test_batch_size_does_not_change_results(tiny_classifier):
+    one = tiny_classifier.predict(PAIRS, batch_size=1).probabilities
+    many = tiny_classifier.predict(PAIRS, batch_size=64).probabilities
+    np.testing.assert_allclose(one, many, atol=1e-6)
+    again = tiny_classifier.predict(PAIRS, batch_size=64).probabilities
+    np.testing.assert_array_equal(many, again)
+
+
+def test_truncation_is_flagged(tiny_classifier):
+    result = tiny_classifier.predict(PAIRS)
+    assert result.truncated.tolist() == [False, False, True, False, False]
+
+
+def test_symmetric_averages_both_orders(tiny_classifier):
+    forward = tiny_classifier.predict(PAIRS).probabilities
+    backward = tiny_classifier.predict([(h, p) for p, h in PAIRS]).probabilities
+    both = tiny_classifier.predict(PAIRS, symmetric=True)
+    np.testing.assert_allclose(both.probabilities, (forward + backward) / 2, atol=1e-12)
+    swapped = tiny_classifier.predict([(h, p) for p, h in PAIRS], symmetric=True)
+    np.testing.assert_allclose(swapped.probabilities, both.probabilities, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        ([("a man", "")], "pair 0: hypothesis is empty; every pair needs two non-empty texts"),
+        ([("a man", "x"), (None, "x")], "pair 1: premise is None; every pair needs two non-empty texts"),
+        ([("a man",)], "pair 0: expected a (premise, hypothesis) tuple, got ('a man',)"),
+        (("a man", "a dog"), "predict takes a list of pairs; wrap a single pair in a list: predict([(premise, hypothesis)])"),
+    ],
+)
+def test_bad_pairs_raise_clear_errors(tiny_classifier, pairs, message):
+    with pytest.raises(InputDataError) as error:
+        tiny_classifier.predict(pairs)
+    assert str(error.value) == message
+
+
+def test_parallel_lists_must_match(tiny_classifier):
+    with pytest.raises(InputDataError, match="got 2 premises but 1 hypotheses"):
+        tiny_classifier.predict(["a", "b"], ["c"])
+
+
+def test_save_load_round_trip_is_exact(tmp_path, tiny_model_dir):
+    classifier = StanceClassifier.from_pretrained(tiny_model_dir, device="cpu")
+    classifier.metadata.temperature = 1.7
+    saved = classifier.save_pretrained(tmp_path / "saved")
+    loaded = StanceClassifier.from_pretrained(saved, device="cpu")
+    original_weights = load_file(tiny_model_dir / "model.safetensors")
+    saved_weights = load_file(saved / "model.safetensors")
+    assert original_weights.keys() == saved_weights.keys()
+    for name, tensor in original_weights.items():
+        assert torch.equal(tensor, saved_weights[name]), name
+    assert loaded.metadata == classifier.metadata
+    np.testing.assert_array_equal(loaded.predict(PAIRS).probabilities, classifier.predict(PAIRS).probabilities)
+    # Plain transformers users see canonical names.
+    config = json.loads((saved / "config.json").read_text())
+    assert sorted(config["id2label"].values()) == sorted(LABELS)
+    plain = AutoModelForSequenceClassification.from_pretrained(saved)
+    assert set(plain.config.label2id) == set(LABELS)
+    # Saving again over an existing directory replaces it atomically.
+    classifier.save_pretrained(saved)
+    assert not list(tmp_path.glob(".saved*"))
+
+
+def test_temperature_scales_logits(tiny_model_dir):
+    classifier = StanceClassifier.from_pretrained(tiny_model_dir, device="cpu")
+    encoded = classifier.encode([p for p, _ in PAIRS], [h for _, h in PAIRS])
+    logits = classifier.logits(encoded).astype(np.float64)
+    classifier.metadata.temperature = 2.0
+    expected = np.exp(logits / 2) / np.exp(logits / 2).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(classifier.predict(PAIRS).probabilities, expected, atol=1e-9)
+
+
+def test_pickle_only_checkpoint_is_refused(tmp_path, tiny_model_dir):
+    target = tmp_path / "pickled"
+    shutil.copytree(tiny_model_dir, target)
+    (target / "model.safetensors").unlink()
+    torch.save({"weights": 1}, target / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="only pickle weights found \\(pytorch_model.bin\\); stance loads safetensors only"):
+        StanceClassifier.from_pretrained(target)
+
+
+def test_missing_and_corrupt_model_files(tmp_path, tiny_model_dir):
+    with pytest.raises(ModelLoadError, match="model directory not found"):
+        StanceClassifier.from_pretrained(tmp_path / "absent")
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(ModelLoadError, match="broken"):
+        StanceClassifier.from_pretrained(broken)
+    no_config = tmp_path / "no_config"
+    shutil.copytree(tiny_model_dir, no_config)
+    (no_config / "config.json").unlink()
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        StanceClassifier.from_pretrained(no_config)
+
+
+def test_anonymous_checkpoint_needs_label_map(tmp_path):
+    model_dir = build_tiny_model_dir(tmp_path / "anon", id2label={0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
+    with pytest.raises(LabelMappingError, match="pass label_map="):
+        StanceClassifier.from_pretrained(model_dir)
+    classifier = StanceClassifier.from_pretrained(model_dir, label_map={"LABEL_0": "support", "LABEL_1": "neutral", "LABEL_2": "contradict"})
+    assert classifier.label_order == [0, 2, 1]
+
+
+def test_window_mode_scores_long_premises(tiny_classifier):
+    long_premise = "The man is playing a guitar. " * 20 + "Nobody is playing in the park. " * 20
+    result = tiny_classifier.predict([(long_premise, "a man is playing"), ("a dog", "a cat")], long_text="window")
+    assert result.window_spans is not None and len(result.window_spans) == 2
+    start, end = result.window_spans[0]
+    assert 0 <= start < end <= len(long_premise)
+    assert result.window_spans[1] == (0, len("a dog"))
+    assert not result.truncated.any()
+    short = tiny_classifier.predict([("a dog", "a cat")])
+    # Same text as truncate mode; only the batch's padding width differs (float noise ~1e-10).
+    np.testing.assert_allclose(result.probabilities[1], short.probabilities[0], atol=1e-6)
