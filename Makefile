@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/stance score --input examples/statement_pairs.jsonl --symmetric
+	$(BIN)/stance score --input examples/statement_pairs.jsonl --show id expected
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -33,13 +33,19 @@ def evaluate_file(
     """
     data = load_dataset_file(spec)
     result = classifier.predict(
-        data.premises, data.hypotheses, batch_size=batch_size, long_text=long_text, symmetric=symmetric, progress=progress
+        data.premises,
+        data.hypotheses,
+        batch_size=batch_size,
+        long_text=long_text,
+        symmetric=symmetric,
+        progress=progress,
     )
     y_true = np.asarray(data.labels, dtype=np.int64)
     y_pred = result.probabilities.argmax(axis=1)
     sources = np.asarray(data.sources)
     by_source = {
-        source: classification_metrics(y_true[sources == source], y_pred[sources == source]) for source in sorted(set(data.sources))
+        source: classification_metrics(y_true[sources == source], y_pred[sources == source])
+        for source in sorted(set(data.sources))
     }
     return {
         "model": model_name,
@@ -50,7 +56,12 @@ def evaluate_file(
         "truncated_pairs": int(result.truncated.sum()),
         "truncated_share": float(result.truncated.mean()) if len(result) else 0.0,
         "command": command,
-        "_arrays": {"y_true": y_true, "y_pred": y_pred, "probabilities": result.probabilities, "source_labels": data.source_labels},
+        "_arrays": {
+            "y_true": y_true,
+            "y_pred": y_pred,
+            "probabilities": result.probabilities,
+            "source_labels": data.source_labels,
+        },
     }
 
 
@@ -64,6 +75,9 @@ def write_evaluation(results: dict, output_dir: str | os.PathLike[str]) -> dict[
         "metrics": write_metrics_json(public, output_dir / "metrics.json"),
         "report": write_report(public, output_dir / "report.md"),
         "confusion_matrix": plot_confusion_matrix(
-            overall["confusion_matrix"], overall["labels"], output_dir / "confusion_matrix.png", title=f"{results['model']} on {Path(results['data']).name}"
+            overall["confusion_matrix"],
+            overall["labels"],
+            output_dir / "confusion_matrix.png",
+            title=f"{results['model']} on {Path(results['data']).name}",
         ),
     }

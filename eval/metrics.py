@@ -46,16 +46,25 @@ def classification_metrics(
         "n": int(len(y_true)),
         "labels": list(labels),
         "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
-        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)) if len(y_true) else 0.0,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
+        if len(y_true)
+        else 0.0,
         "per_class": {
-            label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, label in enumerate(labels)
         },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
     }
 
 
-def expected_calibration_error(probabilities: np.ndarray, y_true: Sequence[int] | np.ndarray, n_bins: int = 15) -> float:
+def expected_calibration_error(
+    probabilities: np.ndarray, y_true: Sequence[int] | np.ndarray, n_bins: int = 15
+) -> float:
     """ECE of the top-label confidence with equal-width bins (Guo et al., 2017).
 
     ECE = sum over bins of (rows in bin / N) * |accuracy(bin) - mean confidence(bin)|.

@@ -10,7 +10,10 @@ import numpy as np
 
 
 def plot_confusion_matrix(
-    matrix: Sequence[Sequence[int]], labels: Sequence[str], path: str | os.PathLike[str], title: str = "Confusion matrix"
+    matrix: Sequence[Sequence[int]],
+    labels: Sequence[str],
+    path: str | os.PathLike[str],
+    title: str = "Confusion matrix",
 ) -> Path:
     """Write a confusion matrix PNG with counts and row percentages in every cell.
 

@@ -18,7 +18,9 @@ def metrics_table(metrics: dict) -> str:
     """Markdown table of per-class precision/recall/F1/support."""
     lines = ["| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
     for label, values in metrics["per_class"].items():
-        lines.append(f"| {label} | {values['precision']:.3f} | {values['recall']:.3f} | {values['f1']:.3f} | {values['support']:,} |")
+        lines.append(
+            f"| {label} | {values['precision']:.3f} | {values['recall']:.3f} | {values['f1']:.3f} | {values['support']:,} |"
+        )
     return "\n".join(lines)
 
 
@@ -26,7 +28,7 @@ def confusion_table(metrics: dict) -> str:
     """Markdown confusion matrix (rows true, columns predicted)."""
     labels = metrics["labels"]
     lines = ["| true \\ predicted | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-    for label, row in zip(labels, metrics["confusion_matrix"]):
+    for label, row in zip(labels, metrics["confusion_matrix"], strict=True):
         lines.append(f"| {label} | " + " | ".join(f"{count:,}" for count in row) + " |")
     return "\n".join(lines)
 

@@ -60,7 +60,7 @@ def encode_pairs(tokenizer, premises: Sequence[str], hypotheses: Sequence[str], 
         special = tokenizer.num_special_tokens_to_add(pair=True)
         premise_lengths = token_counts(tokenizer, [premises[i] for i in at_limit])
         hypothesis_lengths = token_counts(tokenizer, [hypotheses[i] for i in at_limit])
-        for row, premise_length, hypothesis_length in zip(at_limit, premise_lengths, hypothesis_lengths):
+        for row, premise_length, hypothesis_length in zip(at_limit, premise_lengths, hypothesis_lengths, strict=True):
             truncated[row] = premise_length + hypothesis_length + special > max_length
     return EncodedPairs(input_ids=input_ids, token_type_ids=token_type_ids, truncated=truncated)
 
@@ -77,7 +77,9 @@ def token_counts(tokenizer, texts: Sequence[str]) -> list[int]:
     return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
 
-def length_sorted_batches(lengths: np.ndarray, max_batch_size: int, token_budget: int | None = None) -> list[np.ndarray]:
+def length_sorted_batches(
+    lengths: np.ndarray, max_batch_size: int, token_budget: int | None = None
+) -> list[np.ndarray]:
     """Group row indices into batches of similar length, longest first.
 
     A batch holds at most ``max_batch_size`` rows and, when ``token_budget`` is set, at

@@ -75,20 +75,26 @@ def _as_pairs(pairs, hypotheses) -> tuple[list[str], list[str]]:
         premises = list(pairs)
         hypotheses = list(hypotheses)
         if len(premises) != len(hypotheses):
-            raise InputDataError(f"got {len(premises)} premises but {len(hypotheses)} hypotheses; the lists must be parallel")
+            raise InputDataError(
+                f"got {len(premises)} premises but {len(hypotheses)} hypotheses; the lists must be parallel"
+            )
     else:
         if isinstance(pairs, tuple) and len(pairs) == 2 and all(isinstance(t, str) for t in pairs):
-            raise InputDataError("predict takes a list of pairs; wrap a single pair in a list: predict([(premise, hypothesis)])")
+            raise InputDataError(
+                "predict takes a list of pairs; wrap a single pair in a list: predict([(premise, hypothesis)])"
+            )
         premises, hypotheses = [], []
         for index, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise InputDataError(f"pair {index}: expected a (premise, hypothesis) tuple, got {pair!r:.80}")
             premises.append(pair[0])
             hypotheses.append(pair[1])
-    for index, (premise, hypothesis) in enumerate(zip(premises, hypotheses)):
+    for index, (premise, hypothesis) in enumerate(zip(premises, hypotheses, strict=True)):
         for role, text in (("premise", premise), ("hypothesis", hypothesis)):
             if not isinstance(text, str) or not text.strip():
-                raise InputDataError(f"pair {index}: {role} is {'empty' if isinstance(text, str) else repr(text)}; every pair needs two non-empty texts")
+                raise InputDataError(
+                    f"pair {index}: {role} is {'empty' if isinstance(text, str) else repr(text)}; every pair needs two non-empty texts"
+                )
     return premises, hypotheses
 
 
@@ -107,6 +113,8 @@ class StanceClassifier:
         *,
         label_map: Mapping[str, str] | None = None,
         device: str | torch.device = "auto",
+        backend: str = "torch",
+        model_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -117,6 +125,20 @@ class StanceClassifier:
         self.model.to(self.device)
         if tokenizer.pad_token_id is None:
             raise ModelLoadError("the tokenizer has no pad token; set tokenizer.pad_token before use")
+        self.backend = backend
+        self._onnx = None
+        if backend != "torch":
+            from stance.model.onnx_backend import BACKENDS, OnnxRunner, build_onnx
+
+            if backend not in BACKENDS:
+                raise ModelLoadError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+            if self.device.type != "cpu":
+                raise ModelLoadError(
+                    f"backend {backend!r} runs on the CPU; use backend='torch' with device {self.device}"
+                )
+            with_types = "token_type_ids" in tokenizer.model_input_names
+            path = build_onnx(model, Path(model_dir) if model_dir else None, backend == "onnx-int8", with_types)
+            self._onnx = OnnxRunner(path)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -128,6 +150,7 @@ class StanceClassifier:
         label_map: Mapping[str, str] | None = None,
         trust_remote_code: bool = False,
         max_length: int | None = None,
+        backend: str = "torch",
     ) -> StanceClassifier:
         """Load a model directory, a hub id, or (with no argument) the embedded default.
 
@@ -140,6 +163,8 @@ class StanceClassifier:
             trust_remote_code: allow custom model code from the hub; off unless you trust it.
             max_length: override the tokens per pair (default: stance.json, else the
                 tokenizer's limit capped at 512).
+            backend: ``torch`` (default), or on CPU ``onnx`` / ``onnx-int8``: ONNX Runtime with
+                fused attention (int8: dynamic weight quantisation), built once and cached.
         """
         source = resolve_model_source(DEFAULT_MODEL_DIR if path_or_hub_id is None else path_or_hub_id)
         local = Path(source)
@@ -160,7 +185,8 @@ class StanceClassifier:
             metadata.max_length = max_length
         elif not (local.exists() and (local / "stance.json").exists()):
             metadata.max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
-        return cls(model, tokenizer, metadata, label_map=label_map, device=device)
+        model_dir = local if local.exists() else None
+        return cls(model, tokenizer, metadata, label_map=label_map, device=device, backend=backend, model_dir=model_dir)
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write a plain Hugging Face directory (canonical ``id2label``) plus ``stance.json``.
@@ -224,9 +250,12 @@ class StanceClassifier:
         with torch.inference_mode():
             for indices in length_sorted_batches(encoded.lengths, batch_size, token_budget):
                 batch = collate(encoded, indices, pad_id, self.device)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_autocast):
-                    raw = self.model(**batch).logits
-                output[indices] = raw.float().cpu().numpy()[:, self.label_order]
+                if self._onnx is not None:
+                    raw = self._onnx(batch)
+                else:
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_autocast):
+                        raw = self.model(**batch).logits.float().cpu().numpy()
+                output[indices] = raw[:, self.label_order]
                 if progress is not None:
                     progress.update(len(indices))
         return output
@@ -277,7 +306,10 @@ class StanceClassifier:
         truncated = encoded.truncated
         if symmetric:
             reverse = self.encode(hyps, premises)
-            probabilities = (probabilities + self.probabilities_from_logits(self.logits(reverse, batch_size=batch_size, progress=bar))) / 2
+            probabilities = (
+                probabilities
+                + self.probabilities_from_logits(self.logits(reverse, batch_size=batch_size, progress=bar))
+            ) / 2
             truncated = truncated | reverse.truncated
         if bar is not None:
             bar.close()

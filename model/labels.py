@@ -66,9 +66,7 @@ def checkpoint_to_canonical_order(
     explicit = dict(label_map or {})
     for source, target in explicit.items():
         if target not in LABEL2ID:
-            raise LabelMappingError(
-                f"label_map maps {source!r} to {target!r}; targets must be one of {list(LABELS)}"
-            )
+            raise LabelMappingError(f"label_map maps {source!r} to {target!r}; targets must be one of {list(LABELS)}")
     canonical_for_index: dict[int, str] = {}
     for index, name in names.items():
         target = explicit.get(name, explicit.get(str(index))) if explicit else None
@@ -125,7 +123,5 @@ def map_source_label(
                 f"(or give the data set a label_map in the recipe)"
             )
     if target not in LABEL2ID:
-        raise LabelMappingError(
-            f"{where}: label_map maps {raw!r} to {target!r}, expected one of {list(LABELS)}"
-        )
+        raise LabelMappingError(f"{where}: label_map maps {raw!r} to {target!r}, expected one of {list(LABELS)}")
     return LABEL2ID[target]

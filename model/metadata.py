@@ -66,7 +66,9 @@ class StanceMetadata:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ModelLoadError(f"{path}: corrupt stance.json ({error}); restore it or delete it to use defaults") from None
+            raise ModelLoadError(
+                f"{path}: corrupt stance.json ({error}); restore it or delete it to use defaults"
+            ) from None
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:

@@ -65,7 +65,7 @@ def score_frame(
     check_no_collision(frame.columns, prefix, long_text or classifier.metadata.long_text)
     problems = [
         "; ".join(p for p in (row_problem(premise, "premise"), row_problem(hypothesis, "hypothesis")) if p) or None
-        for premise, hypothesis in zip(frame[premise_column], frame[hypothesis_column])
+        for premise, hypothesis in zip(frame[premise_column], frame[hypothesis_column], strict=True)
     ]
     valid = np.array([problem is None for problem in problems], dtype=bool)
     out = frame.copy()
@@ -130,7 +130,9 @@ def _prepare_parts(parts_dir: Path, manifest: dict, resume: bool) -> set[int]:
                 f"cannot resume: {changed} differ from the interrupted run (see {manifest_path}); "
                 f"run with the same input and options, or drop --resume to start over"
             )
-        return {int(p.name.split("-")[1].split(".")[0]) for p in parts_dir.glob("part-*") if not p.name.endswith(".tmp")}
+        return {
+            int(p.name.split("-")[1].split(".")[0]) for p in parts_dir.glob("part-*") if not p.name.endswith(".tmp")
+        }
     if parts_dir.exists():
         shutil.rmtree(parts_dir)
     parts_dir.mkdir(parents=True)

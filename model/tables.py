@@ -26,7 +26,14 @@ import pyarrow.parquet as pq
 from stance.model.errors import InputDataError
 
 FORMATS = ("jsonl", "csv", "parquet")
-_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 def table_format(path: str | os.PathLike[str], explicit: str | None = None) -> str:
@@ -90,9 +97,13 @@ def _iter_jsonl(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as error:
-                raise InputDataError(f"{path}, line {line_number}: invalid JSON ({error.msg}, column {error.colno})") from None
+                raise InputDataError(
+                    f"{path}, line {line_number}: invalid JSON ({error.msg}, column {error.colno})"
+                ) from None
             if not isinstance(record, dict):
-                raise InputDataError(f"{path}, line {line_number}: expected a JSON object per line, got {type(record).__name__}")
+                raise InputDataError(
+                    f"{path}, line {line_number}: expected a JSON object per line, got {type(record).__name__}"
+                )
             records.append(record)
             row += 1
             if len(records) == chunk_rows:
@@ -122,11 +133,15 @@ def _iter_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         if not yielded:
             yield pd.DataFrame()
     except UnicodeDecodeError as error:
-        raise InputDataError(f"{path}: not valid UTF-8 ({error.reason} at byte {error.start}); re-encode the file as UTF-8") from None
+        raise InputDataError(
+            f"{path}: not valid UTF-8 ({error.reason} at byte {error.start}); re-encode the file as UTF-8"
+        ) from None
     except pd.errors.EmptyDataError:
         yield pd.DataFrame()
     except pd.errors.ParserError as error:
-        raise InputDataError(f"{path}: malformed CSV ({error}); check quoting of texts with commas, quotes or newlines") from None
+        raise InputDataError(
+            f"{path}: malformed CSV ({error}); check quoting of texts with commas, quotes or newlines"
+        ) from None
 
 
 def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -209,12 +224,22 @@ class TableWriter:
         """Append rows; flushes so an interrupted run keeps every finished chunk."""
         if self.format == "jsonl":
             # json.dumps keeps floats exact (pandas.to_json rounds to 10 digits); NaN -> null.
-            lines = [json.dumps(_jsonable(record), ensure_ascii=False, default=str) for record in frame.to_dict(orient="records")]
+            lines = [
+                json.dumps(_jsonable(record), ensure_ascii=False, default=str)
+                for record in frame.to_dict(orient="records")
+            ]
             self._handle.write(("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
         elif self.format == "csv":
             # Quote every text field: csv's minimal quoting leaves a bare "\r" unquoted, which
             # splits the row when the file is read back.
-            frame.to_csv(self._handle, header=not self._wrote_header, index=False, encoding="utf-8", quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+            frame.to_csv(
+                self._handle,
+                header=not self._wrote_header,
+                index=False,
+                encoding="utf-8",
+                quoting=csv.QUOTE_NONNUMERIC,
+                lineterminator="\n",
+            )
             self._wrote_header = True
         else:
             table = pa.Table.from_pandas(frame, preserve_index=False)

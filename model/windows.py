@@ -111,22 +111,30 @@ def predict_windowed(
     hypothesis_lengths = token_counts(tokenizer, hypotheses)
     owners: list[int] = []
     spans: list[tuple[int, int]] = []
-    for row, (premise, hypothesis_length) in enumerate(zip(premises, hypothesis_lengths)):
+    for row, (premise, hypothesis_length) in enumerate(zip(premises, hypothesis_lengths, strict=True)):
         # Leave room for the hypothesis; a hypothesis that fills the budget is cut instead.
         budget = max(classifier.max_length - special - hypothesis_length, 16)
         stride = min(classifier.metadata.window_stride, budget // 2)
         for span in window_spans(tokenizer, premise, budget, stride):
             owners.append(row)
             spans.append(span)
-    window_premises = [premises[o][a:b] if (a, b) != (0, len(premises[o])) else premises[o] for o, (a, b) in zip(owners, spans)]
+    window_premises = [
+        premises[o][a:b] if (a, b) != (0, len(premises[o])) else premises[o]
+        for o, (a, b) in zip(owners, spans, strict=True)
+    ]
     window_hypotheses = [hypotheses[o] for o in owners]
     bar = _progress_bar(len(owners) * (2 if symmetric else 1), progress)
     encoded = classifier.encode(window_premises, window_hypotheses)
-    probabilities = classifier.probabilities_from_logits(classifier.logits(encoded, batch_size=batch_size, progress=bar))
+    probabilities = classifier.probabilities_from_logits(
+        classifier.logits(encoded, batch_size=batch_size, progress=bar)
+    )
     truncated = encoded.truncated
     if symmetric:
         reverse = classifier.encode(window_hypotheses, window_premises)
-        probabilities = (probabilities + classifier.probabilities_from_logits(classifier.logits(reverse, batch_size=batch_size, progress=bar))) / 2
+        probabilities = (
+            probabilities
+            + classifier.probabilities_from_logits(classifier.logits(reverse, batch_size=batch_size, progress=bar))
+        ) / 2
         truncated = truncated | reverse.truncated
     if bar is not None:
         bar.close()

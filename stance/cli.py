@@ -34,13 +34,39 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model directory or hub id (default: the embedded default model)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default: auto)")
     parser.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
-    parser.add_argument("--checkpoint-label-map", nargs="*", metavar="NAME=LABEL", help="map anonymous checkpoint labels, e.g. LABEL_0=contradict")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the hub (off by default)")
+    parser.add_argument(
+        "--checkpoint-label-map",
+        nargs="*",
+        metavar="NAME=LABEL",
+        help="map anonymous checkpoint labels, e.g. LABEL_0=contradict",
+    )
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="allow custom model code from the hub (off by default)"
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="most pairs per forward pass (default: 32)")
-    parser.add_argument("--long-text", choices=("truncate", "window"), default=None, help="how premises over max length are handled (default: the model's)")
-    parser.add_argument("--symmetric", action="store_true", help="score both orders and average (for two statements, neither the evidence)")
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx", "onnx-int8"),
+        default="torch",
+        help="onnx-int8: the CPU fast path (built once, cached next to the model)",
+    )
+    parser.add_argument(
+        "--long-text",
+        choices=("truncate", "window"),
+        default=None,
+        help="how premises over max length are handled (default: the model's)",
+    )
+    parser.add_argument(
+        "--symmetric",
+        action="store_true",
+        help="score both orders and average (for two statements, neither the evidence)",
+    )
     parser.add_argument("--premise-column", default="premise")
-    parser.add_argument("--output-prefix", default="", help="prefix for added columns, e.g. pred_ (needed when the input has a label column)")
+    parser.add_argument(
+        "--output-prefix",
+        default="",
+        help="prefix for added columns, e.g. pred_ (needed when the input has a label column)",
+    )
     parser.add_argument("--hypothesis-column", default="hypothesis")
 
 
@@ -53,6 +79,7 @@ def _load_classifier(args: argparse.Namespace):
         label_map=_key_values(args.checkpoint_label_map, "--checkpoint-label-map"),
         trust_remote_code=args.trust_remote_code,
         max_length=args.max_length,
+        backend=args.backend,
     )
 
 
@@ -64,7 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="fine-tune a model from a YAML recipe")
     train.add_argument("--config", required=True, help="YAML recipe, e.g. configs/sick.yaml")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value, e.g. training.learning_rate=3e-5")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. training.learning_rate=3e-5",
+    )
 
     score = commands.add_parser("score", help="score a JSONL/CSV/Parquet file of pairs")
     _add_model_options(score)
@@ -73,15 +107,29 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--input-format", choices=("jsonl", "csv", "parquet"), default=None)
     score.add_argument("--output-format", choices=("jsonl", "csv", "parquet"), default=None)
     score.add_argument("--chunk-rows", type=int, default=4096, help="rows read and written at a time (default: 4096)")
-    score.add_argument("--resume", action="store_true", help="continue an interrupted run with the same input and options")
+    score.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run with the same input and options"
+    )
     score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    score.add_argument(
+        "--show",
+        nargs="*",
+        default=["id"],
+        metavar="COLUMN",
+        help="input columns to show in the printed table (default: id, when present)",
+    )
 
     evaluate = commands.add_parser("eval", help="evaluate a model on a labelled file")
     _add_model_options(evaluate)
     evaluate.add_argument("--data", required=True, help="labelled pairs file")
     evaluate.add_argument("--output-dir", required=True, help="where metrics.json, report.md and plots go")
     evaluate.add_argument("--label-column", default="label")
-    evaluate.add_argument("--label-map", nargs="*", metavar="SOURCE=LABEL", help="map the file's labels, e.g. agree=support disagree=contradict")
+    evaluate.add_argument(
+        "--label-map",
+        nargs="*",
+        metavar="SOURCE=LABEL",
+        help="map the file's labels, e.g. agree=support disagree=contradict",
+    )
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -112,7 +160,21 @@ def _run_score(args: argparse.Namespace) -> int:
 
         frame = read_table(args.input, args.input_format)
         require_columns(frame, {"premise": args.premise_column, "hypothesis": args.hypothesis_column}, args.input)
-        print(format_table(score_frame(classifier, frame, **options), args.premise_column, args.hypothesis_column, args.output_prefix))
+        missing = [c for c in args.show if c not in frame.columns and c != "id"]
+        if missing:
+            raise StanceError(
+                f"{args.input}: --show column(s) {missing} not found; the file has columns {list(map(str, frame.columns))}"
+            )
+        shown = [c for c in args.show if c in frame.columns]
+        print(
+            format_table(
+                score_frame(classifier, frame, **options),
+                args.premise_column,
+                args.hypothesis_column,
+                args.output_prefix,
+                shown,
+            )
+        )
         return 0
     output = classifier.score_file(
         args.input,
@@ -128,23 +190,34 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_table(scored, premise_column: str, hypothesis_column: str, prefix: str = "", width: int = 48) -> str:
+def format_table(
+    scored, premise_column: str, hypothesis_column: str, prefix: str = "", show: Sequence[str] = (), width: int = 44
+) -> str:
     """A plain-text table of scored pairs for the terminal (long texts shown with an ellipsis)."""
 
-    def cut(text: object) -> str:
-        text = " ".join(str(text).split()) if isinstance(text, str) else "(missing)"
-        return text if len(text) <= width else text[: width - 1] + "…"
+    def cut(text: object, size: int = width) -> str:
+        text = " ".join(str(text).split()) if isinstance(text, str) else "(missing)" if text is None else str(text)
+        return text if len(text) <= size else text[: size - 1] + "…"
 
-    header = f"{'premise':<{width}}  {'hypothesis':<{width}}  {'label':<10}  support  contra  neutral"
+    extra_width = {
+        column: max(len(column), *(len(cut(v, 24)) for v in scored[column])) if len(scored) else len(column)
+        for column in show
+    }
+    lead = "".join(f"{column:<{extra_width[column]}}  " for column in show)
+    header = f"{lead}{'premise':<{width}}  {'hypothesis':<{width}}  {'label':<10}  support  contra  neutral"
     lines = [header, "-" * len(header)]
     for _, row in scored.iterrows():
-        value = {name: row[prefix + name] for name in ("error", "label", "prob_support", "prob_contradict", "prob_neutral", "truncated")}
-        if isinstance(value["error"], str):
+        value = {
+            name: row[prefix + name]
+            for name in ("error", "label", "prob_support", "prob_contradict", "prob_neutral", "truncated")
+        }
+        if isinstance(value["error"], str) and value["error"]:
             scores = f"{'ERROR':<10}  {value['error']}"
         else:
             scores = f"{value['label']:<10}  {value['prob_support']:7.3f}  {value['prob_contradict']:6.3f}  {value['prob_neutral']:7.3f}"
-            scores += "  (truncated)" if value["truncated"] else ""
-        lines.append(f"{cut(row[premise_column]):<{width}}  {cut(row[hypothesis_column]):<{width}}  {scores}")
+            scores += "  (premise truncated: use --long-text window)" if value["truncated"] else ""
+        lead = "".join(f"{cut(row[column], 24):<{extra_width[column]}}  " for column in show)
+        lines.append(f"{lead}{cut(row[premise_column]):<{width}}  {cut(row[hypothesis_column]):<{width}}  {scores}")
     return "\n".join(lines)
 
 
@@ -181,7 +254,9 @@ def _run_eval(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stance`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not args.verbose:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         from transformers.utils import logging as hf_logging
@@ -194,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StanceError as error:
         print(f"stance {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error of ours.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"stance {args.command}: interrupted (rerun with --resume to continue scoring)", file=sys.stderr)
         return 130

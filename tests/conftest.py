@@ -28,7 +28,10 @@ def build_tiny_model_dir(directory: Path, id2label: dict[int, str] | None = None
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab = {token: index for index, token in enumerate(specials + sorted(set(WORDS)) + list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'"))}
+    vocab = {
+        token: index
+        for index, token in enumerate(specials + sorted(set(WORDS)) + list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'"))
+    }
     for letter in "abcdefghijklmnopqrstuvwxyz":
         vocab.setdefault(f"##{letter}", len(vocab))
     backend = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))

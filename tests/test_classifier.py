@@ -27,12 +27,23 @@ def reference_probabilities(model_dir, pairs, max_length):
     """Softmax of the raw transformers model, one padded batch, canonical column order."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    batch = tokenizer([p for p, _ in pairs], [h for _, h in pairs], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    batch = tokenizer(
+        [p for p, _ in pairs],
+        [h for _, h in pairs],
+        truncation=True,
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         logits = model(**batch).logits
     probabilities = torch.softmax(logits.double(), dim=-1).numpy()
     by_name = {name.lower(): index for index, name in model.config.id2label.items()}
-    names = {"support": ("entailment", "support"), "contradict": ("contradiction", "contradict"), "neutral": ("neutral",)}
+    names = {
+        "support": ("entailment", "support"),
+        "contradict": ("contradiction", "contradict"),
+        "neutral": ("neutral",),
+    }
     columns = [next(by_name[n] for n in names[label] if n in by_name) for label in LABELS]
     return probabilities[:, columns]
 
@@ -51,7 +62,9 @@ def test_predict_returns_one_type(tiny_classifier):
 def test_probabilities_equal_softmax_of_raw_model(tiny_model_dir, tiny_classifier):
     # The fast path (length sorting, token budget, own padding) must not drift from plain transformers.
     ours = tiny_classifier.predict(PAIRS, batch_size=2).probabilities
-    np.testing.assert_allclose(ours, reference_probabilities(tiny_model_dir, PAIRS, tiny_classifier.max_length), atol=1e-6)
+    np.testing.assert_allclose(
+        ours, reference_probabilities(tiny_model_dir, PAIRS, tiny_classifier.max_length), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -62,7 +75,9 @@ def test_probabilities_equal_softmax_of_raw_model(tiny_model_dir, tiny_classifie
 def test_other_label_orders_give_canonical_columns(tmp_path, id2label):
     model_dir = build_tiny_model_dir(tmp_path / "m", id2label=id2label, seed=3)
     classifier = StanceClassifier.from_pretrained(model_dir, device="cpu")
-    np.testing.assert_allclose(classifier.predict(PAIRS).probabilities, reference_probabilities(model_dir, PAIRS, 64), atol=1e-6)
+    np.testing.assert_allclose(
+        classifier.predict(PAIRS).probabilities, reference_probabilities(model_dir, PAIRS, 64), atol=1e-6
+    )
 
 
 def test_batch_size_does_not_change_results(tiny_classifier):
@@ -93,7 +108,10 @@ def test_symmetric_averages_both_orders(tiny_classifier):
         ([("a man", "")], "pair 0: hypothesis is empty; every pair needs two non-empty texts"),
         ([("a man", "x"), (None, "x")], "pair 1: premise is None; every pair needs two non-empty texts"),
         ([("a man",)], "pair 0: expected a (premise, hypothesis) tuple, got ('a man',)"),
-        (("a man", "a dog"), "predict takes a list of pairs; wrap a single pair in a list: predict([(premise, hypothesis)])"),
+        (
+            ("a man", "a dog"),
+            "predict takes a list of pairs; wrap a single pair in a list: predict([(premise, hypothesis)])",
+        ),
     ],
 )
 def test_bad_pairs_raise_clear_errors(tiny_classifier, pairs, message):
@@ -143,7 +161,9 @@ def test_pickle_only_checkpoint_is_refused(tmp_path, tiny_model_dir):
     shutil.copytree(tiny_model_dir, target)
     (target / "model.safetensors").unlink()
     torch.save({"weights": 1}, target / "pytorch_model.bin")
-    with pytest.raises(ModelLoadError, match="only pickle weights found \\(pytorch_model.bin\\); stance loads safetensors only"):
+    with pytest.raises(
+        ModelLoadError, match="only pickle weights found \\(pytorch_model.bin\\); stance loads safetensors only"
+    ):
         StanceClassifier.from_pretrained(target)
 
 
@@ -166,7 +186,9 @@ def test_anonymous_checkpoint_needs_label_map(tmp_path):
     model_dir = build_tiny_model_dir(tmp_path / "anon", id2label={0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
     with pytest.raises(LabelMappingError, match="pass label_map="):
         StanceClassifier.from_pretrained(model_dir)
-    classifier = StanceClassifier.from_pretrained(model_dir, label_map={"LABEL_0": "support", "LABEL_1": "neutral", "LABEL_2": "contradict"})
+    classifier = StanceClassifier.from_pretrained(
+        model_dir, label_map={"LABEL_0": "support", "LABEL_1": "neutral", "LABEL_2": "contradict"}
+    )
     assert classifier.label_order == [0, 2, 1]
 
 

@@ -53,7 +53,16 @@ def test_train_eval_score_end_to_end(tmp_path, tiny_model_dir, data_dir):
     assert metadata["versions"]["transformers"]
 
     report_dir = tmp_path / "report"
-    evaluated = run("eval", "--model", str(model_dir), "--data", str(data_dir / "sick" / "dev.jsonl"), "--output-dir", str(report_dir), "--no-progress")
+    evaluated = run(
+        "eval",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data_dir / "sick" / "dev.jsonl"),
+        "--output-dir",
+        str(report_dir),
+        "--no-progress",
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     metrics = json.loads((report_dir / "metrics.json").read_text())
     assert metrics["overall"]["n"] == 495 and 0.0 <= metrics["overall"]["macro_f1"] <= 1.0
@@ -65,11 +74,29 @@ def test_train_eval_score_end_to_end(tmp_path, tiny_model_dir, data_dir):
     scored_path = tmp_path / "scored.csv"
     clash = run("score", "--model", str(model_dir), "--input", str(source), "--output", str(scored_path))
     assert clash.returncode == 2 and "already has column(s) ['label']" in clash.stderr
-    scored = run("score", "--model", str(model_dir), "--input", str(source), "--output", str(scored_path), "--no-progress", "--output-prefix", "pred_")
+    scored = run(
+        "score",
+        "--model",
+        str(model_dir),
+        "--input",
+        str(source),
+        "--output",
+        str(scored_path),
+        "--no-progress",
+        "--output-prefix",
+        "pred_",
+    )
     assert scored.returncode == 0, scored.stderr[-3000:]
     original, result = pd.read_csv(source, dtype=str), pd.read_csv(scored_path, dtype=str, keep_default_na=False)
     assert list(result["id"]) == list(original["id"])
-    added = ["pred_label", "pred_prob_support", "pred_prob_contradict", "pred_prob_neutral", "pred_truncated", "pred_error"]
+    added = [
+        "pred_label",
+        "pred_prob_support",
+        "pred_prob_contradict",
+        "pred_prob_neutral",
+        "pred_truncated",
+        "pred_error",
+    ]
     assert list(result.columns) == [*original.columns, *added]
     assert list(result["label"]) == list(original["label"])  # the gold labels are untouched
     assert set(result["pred_label"]) <= {"support", "contradict", "neutral"}
@@ -78,7 +105,10 @@ def test_train_eval_score_end_to_end(tmp_path, tiny_model_dir, data_dir):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("score", "--input", "absent.jsonl", "--model", "{tiny}"), "stance score: error: absent.jsonl: file not found"),
+        (
+            ("score", "--input", "absent.jsonl", "--model", "{tiny}"),
+            "stance score: error: absent.jsonl: file not found",
+        ),
         (("score", "--input", "{pairs}", "--model", "{tiny}", "--premise-column", "body"), "no premise column 'body'"),
         (("score", "--input", "{pairs}", "--model", "{tmp}/missing-model"), "model directory not found"),
         (("train", "--config", "{tmp}/none.yaml"), "stance train: error: {tmp}/none.yaml: recipe not found"),
@@ -98,7 +128,12 @@ def test_user_errors_exit_2_with_one_line(tmp_path, tiny_model_dir, args, messag
 
 def test_score_prints_a_table_without_output(tmp_path, tiny_model_dir):
     pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text(json.dumps({"premise": "a man is playing", "hypothesis": "a man"}) + "\n" + json.dumps({"premise": "", "hypothesis": "x"}) + "\n")
+    pairs.write_text(
+        json.dumps({"premise": "a man is playing", "hypothesis": "a man"})
+        + "\n"
+        + json.dumps({"premise": "", "hypothesis": "x"})
+        + "\n"
+    )
     result = run("score", "--model", str(tiny_model_dir), "--input", str(pairs))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -23,7 +23,14 @@ def rows(n, stance="agree"):
 
 
 def spec(path, **kwargs):
-    return DatasetConfig(path=str(path), premise_column="body", hypothesis_column="headline", label_column="stance", label_map=FNC_MAP, **kwargs)
+    return DatasetConfig(
+        path=str(path),
+        premise_column="body",
+        hypothesis_column="headline",
+        label_column="stance",
+        label_map=FNC_MAP,
+        **kwargs,
+    )
 
 
 def test_label_map_and_columns(tmp_path):
@@ -37,7 +44,9 @@ def test_unknown_label_names_file_row_column(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", rows(2) + rows(1, "refutes"))
     with pytest.raises(LabelMappingError) as error:
         load_dataset_file(spec(path))
-    assert str(error.value).startswith(f"{path}, row 3, column 'stance': unknown label 'refutes'; label_map expects one of")
+    assert str(error.value).startswith(
+        f"{path}, row 3, column 'stance': unknown label 'refutes'; label_map expects one of"
+    )
 
 
 def test_empty_text_names_file_row_column(tmp_path):
@@ -46,12 +55,17 @@ def test_empty_text_names_file_row_column(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", bad)
     with pytest.raises(InputDataError) as error:
         load_dataset_file(spec(path))
-    assert str(error.value) == f"{path}, row 2, column 'headline': empty or missing text ('   '); remove the row or fill in the text"
+    assert (
+        str(error.value)
+        == f"{path}, row 2, column 'headline': empty or missing text ('   '); remove the row or fill in the text"
+    )
 
 
 def test_missing_column(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", rows(2))
-    with pytest.raises(InputDataError, match="no label column 'label'; the file has columns \\['body', 'headline', 'stance'\\]"):
+    with pytest.raises(
+        InputDataError, match="no label column 'label'; the file has columns \\['body', 'headline', 'stance'\\]"
+    ):
         load_dataset_file(DatasetConfig(path=str(path), premise_column="body", hypothesis_column="headline"))
 
 
@@ -83,5 +97,7 @@ def test_csv_with_quotes_and_newlines(tmp_path):
 def test_real_sick_and_fnc1(data_dir):
     sick = load_dataset_file(DatasetConfig(path=str(data_dir / "sick" / "dev.jsonl")))
     assert len(sick) == 495 and sick.label_counts() == {"support": 143, "contradict": 71, "neutral": 281}
-    fnc = load_dataset_file(DatasetConfig(path=str(data_dir / "fnc1" / "dev.jsonl"), label_column="source_label", label_map=FNC_MAP))
+    fnc = load_dataset_file(
+        DatasetConfig(path=str(data_dir / "fnc1" / "dev.jsonl"), label_column="source_label", label_map=FNC_MAP)
+    )
     assert fnc.label_counts() == {"support": 392, "contradict": 63, "neutral": 4900}

@@ -41,7 +41,8 @@ def test_anonymous_labels_need_explicit_map():
         "['support', 'contradict', 'neutral']; pass label_map= (CLI: --checkpoint-label-map), e.g. label_map={'LABEL_0': 'support', ...}"
     )
     order = checkpoint_to_canonical_order(
-        {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, {"LABEL_0": "contradict", "LABEL_1": "neutral", "LABEL_2": "support"}
+        {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"},
+        {"LABEL_0": "contradict", "LABEL_1": "neutral", "LABEL_2": "support"},
     )
     assert order == [2, 0, 1]
 

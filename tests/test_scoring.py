@@ -50,12 +50,22 @@ def test_rows_order_columns_kept(tmp_path, tiny_classifier, fmt):
     out = score_file(tiny_classifier, source, tmp_path / f"out.{fmt}", chunk_rows=5, batch_size=4)
     scored = read_table(out)
     assert list(scored["id"]) == list(frame["id"])
-    assert list(scored.columns) == [*frame.columns, "label", "prob_support", "prob_contradict", "prob_neutral", "truncated", "error"]
+    assert list(scored.columns) == [
+        *frame.columns,
+        "label",
+        "prob_support",
+        "prob_contradict",
+        "prob_neutral",
+        "truncated",
+        "error",
+    ]
     assert scored.loc[4, "error"] == "empty premise" and scored.loc[9, "error"] == "empty hypothesis"
     good = scored.drop(index=[4, 9])
     expected = tiny_classifier.predict(list(good["premise"]), list(good["hypothesis"]))
     assert list(good["label"]) == expected.labels
-    np.testing.assert_allclose(good[["prob_support", "prob_contradict", "prob_neutral"]].to_numpy(float), expected.probabilities, atol=1e-6)
+    np.testing.assert_allclose(
+        good[["prob_support", "prob_contradict", "prob_neutral"]].to_numpy(float), expected.probabilities, atol=1e-6
+    )
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.parts"))
 
 
@@ -121,7 +131,10 @@ def test_row_count_order_and_ids_are_invariant(tmp_path_factory, tiny_classifier
     assert len(scored) == n
     if n:
         assert list(scored["id"]) == list(frame["id"])
-        blank = [not (isinstance(p, str) and p.strip() and isinstance(h, str) and h.strip()) for p, h in zip(frame["premise"], frame["hypothesis"])]
+        blank = [
+            not (isinstance(p, str) and p.strip() and isinstance(h, str) and h.strip())
+            for p, h in zip(frame["premise"], frame["hypothesis"], strict=True)
+        ]
         assert [isinstance(e, str) and e != "" for e in scored["error"]] == blank  # CSV reads "no error" as ""
         assert scored.loc[~np.array(blank), "label"].notna().all()
 

@@ -191,7 +191,9 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         try:
             number = hint(value) if hint is float else int(str(value))
         except ValueError:
-            raise ConfigError(f"{where}: expected {'an integer' if hint is int else 'a number'}, got {value!r}") from None
+            raise ConfigError(
+                f"{where}: expected {'an integer' if hint is int else 'a number'}, got {value!r}"
+            ) from None
         return number
     if hint is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
@@ -208,7 +210,9 @@ def _set_dotted(tree: dict, dotted: str, raw_value: str) -> None:
         last = depth == len(keys) - 1
         if isinstance(node, list):
             if not key.isdigit() or int(key) >= len(node):
-                raise ConfigError(f"--set {dotted}: {'.'.join(keys[:depth])} is a list of {len(node)}; use an index 0..{len(node) - 1}")
+                raise ConfigError(
+                    f"--set {dotted}: {'.'.join(keys[:depth])} is a list of {len(node)}; use an index 0..{len(node) - 1}"
+                )
             if last:
                 node[int(key)] = yaml.safe_load(raw_value)
             else:
@@ -222,7 +226,9 @@ def _set_dotted(tree: dict, dotted: str, raw_value: str) -> None:
             node = node.setdefault(key, {})
 
 
-def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> StanceConfig:
+def load_config(
+    path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> StanceConfig:
     """Load a YAML recipe, apply ``key.path=value`` overrides, validate, and return it.
 
     Paths in the recipe may use environment variables (``${STANCE_DATA_DIR}``); relative
@@ -256,7 +262,9 @@ def validate_config(config: StanceConfig) -> None:
             where = f"data.{section}[{index}]"
             for source, target in (dataset.label_map or {}).items():
                 if target not in LABELS:
-                    raise ConfigError(f"{where}.label_map: {source!r} -> {target!r}; targets must be one of {list(LABELS)}")
+                    raise ConfigError(
+                        f"{where}.label_map: {source!r} -> {target!r}; targets must be one of {list(LABELS)}"
+                    )
             for label in dataset.label_caps or {}:
                 if label not in LABELS:
                     raise ConfigError(f"{where}.label_caps: unknown label {label!r}; expected one of {list(LABELS)}")

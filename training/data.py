@@ -41,7 +41,12 @@ class PairData:
 
     def take(self, indices: np.ndarray) -> PairData:
         """Rows at ``indices`` (repeats allowed), as a new PairData."""
-        return PairData(*([getattr(self, n)[i] for i in indices] for n in ("premises", "hypotheses", "labels", "sources", "source_labels")))
+        return PairData(
+            *(
+                [getattr(self, n)[i] for i in indices]
+                for n in ("premises", "hypotheses", "labels", "sources", "source_labels")
+            )
+        )
 
     def label_counts(self) -> dict[str, int]:
         """Rows per canonical label."""
@@ -74,14 +79,16 @@ def _read_source(spec: DatasetConfig) -> tuple[pd.DataFrame, str]:
 def load_dataset_file(spec: DatasetConfig, *, seed: int = 13) -> PairData:
     """Read one data set, validate every row, map its labels, apply filter and caps."""
     frame, where = _read_source(spec)
-    require_columns(frame, {"premise": spec.premise_column, "hypothesis": spec.hypothesis_column, "label": spec.label_column}, where)
+    require_columns(
+        frame, {"premise": spec.premise_column, "hypothesis": spec.hypothesis_column, "label": spec.label_column}, where
+    )
     for column, wanted in (spec.filter or {}).items():
         if column not in frame.columns:
             raise InputDataError(f"{where}: filter column {column!r} not found; columns are {list(frame.columns)}")
         frame = frame[frame[column] == wanted]
     data = PairData()
     for row_index, premise, hypothesis, raw_label in zip(
-        frame.index, frame[spec.premise_column], frame[spec.hypothesis_column], frame[spec.label_column]
+        frame.index, frame[spec.premise_column], frame[spec.hypothesis_column], frame[spec.label_column], strict=True
     ):
         row = int(row_index) + 1
         for column, text in ((spec.premise_column, premise), (spec.hypothesis_column, hypothesis)):

@@ -68,7 +68,9 @@ def _build_model(config: StanceConfig):
     if config.model.attention_dropout is not None:
         # Attention dropout is very expensive on CPU (1.3-3.5x slower training, measured).
         overrides["attention_probs_dropout_prob"] = config.model.attention_dropout
-    model = load_hf_model(source, trust_remote_code=config.model.trust_remote_code, ignore_mismatched_sizes=True, **overrides)
+    model = load_hf_model(
+        source, trust_remote_code=config.model.trust_remote_code, ignore_mismatched_sizes=True, **overrides
+    )
     tokenizer = load_tokenizer(source, trust_remote_code=config.model.trust_remote_code)
     if config.model.lora.enabled:
         from peft import LoraConfig, TaskType, get_peft_model
@@ -211,7 +213,8 @@ def _save(model, tokenizer, config, source, train_prints, dev_sets, metrics, sec
         base_model=config.model.base,
         max_length=config.model.max_length,
         long_text=config.model.long_text,
-        training=config.to_dict() | {"train_rows": sum(p["rows_used"] for p in train_prints.values()), "train_seconds": round(seconds, 1)},
+        training=config.to_dict()
+        | {"train_rows": sum(p["rows_used"] for p in train_prints.values()), "train_seconds": round(seconds, 1)},
         data_fingerprints={"train": train_prints, "dev": dev_prints},
         metrics={"dev": {k.removeprefix("eval_"): v for k, v in metrics.items()}},
         versions=library_versions(),

