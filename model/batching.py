@@ -38,15 +38,35 @@ class EncodedPairs:
         return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
 
+# A token covers at least one character, and in practice far fewer than this many; texts
+# longer than max_length * _CHARS_PER_TOKEN are cut before tokenising (exactness is checked).
+_CHARS_PER_TOKEN = 32
+
+
+def _precut(texts: Sequence[str], others: Sequence[str], limit: int) -> tuple[list[str], list[bool]]:
+    """Cut texts over ``limit`` chars, but only where the other text of the pair is not cut."""
+    cut, flags = [], []
+    for text, other in zip(texts, others, strict=True):
+        long = len(text) > limit and len(other) <= limit
+        cut.append(text[:limit] if long else text)
+        flags.append(long)
+    return cut, flags
+
+
 def encode_pairs(tokenizer, premises: Sequence[str], hypotheses: Sequence[str], max_length: int) -> EncodedPairs:
     """Tokenise (premise, hypothesis) pairs, cutting the longer text first when over ``max_length``.
 
     Truncation is detected exactly: only pairs that came back at ``max_length`` tokens can
-    have been cut, and for those the untruncated lengths are counted.
+    have been cut, and for those the untruncated lengths are counted. A very long text
+    (a 10 MB article) is first cut by characters, which gives the same tokens as long as
+    the cut text still fills ``max_length``; where it does not, the whole text is used.
     """
+    limit = max_length * _CHARS_PER_TOKEN
+    premises_cut, premise_was_cut = _precut(premises, hypotheses, limit)
+    hypotheses_cut, hypothesis_was_cut = _precut(hypotheses, premises, limit)
     encoded = tokenizer(
-        list(premises),
-        list(hypotheses),
+        premises_cut,
+        hypotheses_cut,
         truncation="longest_first",
         max_length=max_length,
         padding=False,
@@ -54,14 +74,24 @@ def encode_pairs(tokenizer, premises: Sequence[str], hypotheses: Sequence[str], 
     )
     input_ids = encoded["input_ids"]
     token_type_ids = encoded.get("token_type_ids")
+    redo = [i for i, ids in enumerate(input_ids) if len(ids) < max_length and (premise_was_cut[i] or hypothesis_was_cut[i])]
+    if redo:  # the cut text did not fill max_length (e.g. mostly whitespace): use it whole
+        again = tokenizer(
+            [premises[i] for i in redo], [hypotheses[i] for i in redo], truncation="longest_first", max_length=max_length
+        )
+        for position, row in enumerate(redo):
+            input_ids[row] = again["input_ids"][position]
+            if token_type_ids is not None:
+                token_type_ids[row] = again["token_type_ids"][position]
     truncated = np.zeros(len(input_ids), dtype=bool)
     at_limit = [i for i, ids in enumerate(input_ids) if len(ids) >= max_length]
     if at_limit:
         special = tokenizer.num_special_tokens_to_add(pair=True)
-        premise_lengths = token_counts(tokenizer, [premises[i] for i in at_limit])
-        hypothesis_lengths = token_counts(tokenizer, [hypotheses[i] for i in at_limit])
+        premise_lengths = token_counts(tokenizer, [premises_cut[i] for i in at_limit])
+        hypothesis_lengths = token_counts(tokenizer, [hypotheses_cut[i] for i in at_limit])
         for row, premise_length, hypothesis_length in zip(at_limit, premise_lengths, hypothesis_lengths, strict=True):
-            truncated[row] = premise_length + hypothesis_length + special > max_length
+            cut = premise_was_cut[row] or hypothesis_was_cut[row]
+            truncated[row] = cut or premise_length + hypothesis_length + special > max_length
     return EncodedPairs(input_ids=input_ids, token_type_ids=token_type_ids, truncated=truncated)
 
 

@@ -12,6 +12,7 @@ no scores; every other row is scored.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ import pyarrow.parquet as pq
 
 from stance.model.errors import InputDataError
 from stance.model.labels import LABELS
-from stance.model.tables import TableWriter, iter_chunks, require_columns, table_format
+from stance.model.tables import TableWriter, iter_chunks, open_parquet, require_columns, table_format
 
 if TYPE_CHECKING:
     from stance.model.classifier import StanceClassifier
@@ -215,16 +216,22 @@ def score_file(
         "model": classifier.metadata.base_model,
         "prefix": prefix,
     }
+    chunks = iter_chunks(input_path, chunk_rows, in_fmt)
+    first = next(chunks)
+    # Check the columns before anything is written, so a wrong name leaves nothing behind.
+    if len(first.columns) or len(first):
+        require_columns(first, {"premise": premise_column, "hypothesis": hypothesis_column}, input_path)
+        check_no_collision(first.columns, prefix, manifest["long_text"])
     parts_dir = output_path.with_name(output_path.name + ".parts")
     done = _prepare_parts(parts_dir, manifest, resume)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        total = pq.ParquetFile(input_path).metadata.num_rows if in_fmt == "parquet" else None
+        total = open_parquet(input_path).metadata.num_rows if in_fmt == "parquet" else None
         bar = tqdm(total=total, unit="pair", desc="scoring", dynamic_ncols=True)
     parts: list[Path] = []
-    for index, chunk in enumerate(iter_chunks(input_path, chunk_rows, in_fmt)):
+    for index, chunk in enumerate(itertools.chain([first], chunks)):
         part = parts_dir / f"part-{index:06d}.{out_fmt}"
         parts.append(part)
         if index in done:

@@ -92,7 +92,7 @@ def _iter_jsonl(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
             except UnicodeDecodeError as error:
                 raise InputDataError(
                     f"{path}, line {line_number}: not valid UTF-8 ({error.reason} at byte "
-                    f"{error.start}); re-encode the file as UTF-8"
+                    f"{error.start} of the line); re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8"
                 ) from None
             try:
                 record = json.loads(text)
@@ -119,6 +119,19 @@ def _frame(records: list[dict], start: int) -> pd.DataFrame:
     return frame
 
 
+def _first_non_utf8(path: Path) -> tuple[int, int]:
+    """(1-based line, byte offset) of the first byte sequence that is not UTF-8."""
+    offset = 0
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return number, offset + error.start
+            offset += len(raw)
+    return 0, offset
+
+
 def _iter_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     try:
         # dtype=str + keep_default_na=False: texts like "NA" or "null" stay texts; an empty
@@ -132,9 +145,11 @@ def _iter_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
             yield chunk
         if not yielded:
             yield pd.DataFrame()
-    except UnicodeDecodeError as error:
+    except UnicodeDecodeError:
+        line, offset = _first_non_utf8(path)
         raise InputDataError(
-            f"{path}: not valid UTF-8 ({error.reason} at byte {error.start}); re-encode the file as UTF-8"
+            f"{path}, line {line}: not valid UTF-8 (byte {offset} of the file); re-encode the file as UTF-8, "
+            f"e.g. iconv -f latin1 -t utf-8"
         ) from None
     except pd.errors.EmptyDataError:
         yield pd.DataFrame()
@@ -144,11 +159,16 @@ def _iter_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         ) from None
 
 
-def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def open_parquet(path: str | os.PathLike[str]) -> pq.ParquetFile:
+    """Open a Parquet file, with a clear error when it is not one."""
     try:
-        parquet = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise InputDataError(f"{path}: not a readable Parquet file ({error})") from None
+
+
+def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    parquet = open_parquet(path)
     start = 0
     yielded = False
     for batch in parquet.iter_batches(batch_size=chunk_rows):

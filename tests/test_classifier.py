@@ -203,3 +203,13 @@ def test_window_mode_scores_long_premises(tiny_classifier):
     short = tiny_classifier.predict([("a dog", "a cat")])
     # Same text as truncate mode; only the batch's padding width differs (float noise ~1e-10).
     np.testing.assert_allclose(result.probabilities[1], short.probabilities[0], atol=1e-6)
+
+
+def test_huge_texts_are_cut_exactly(tiny_classifier):
+    # Pre-cutting a 4 MB premise by characters must give the same tokens as tokenising it whole.
+    huge = "the man is playing a guitar in the park. " * 100_000
+    spaced = "a" + " " * 5000 + "man " * 10  # fits after all: cut by characters would lose it
+    fast = tiny_classifier.encode([huge, spaced], ["a man", "a man"])
+    whole = tiny_classifier.tokenizer([huge, spaced], ["a man", "a man"], truncation="longest_first", max_length=tiny_classifier.max_length)
+    assert fast.input_ids == whole["input_ids"]
+    assert fast.truncated.tolist() == [True, False]

@@ -1,0 +1,220 @@
+"""Throughput and memory: stance's scorer (each backend) vs. transformers pipeline and CrossEncoder.
+
+Same model (the embedded default, saved as a full directory), same rows, same truncation
+length, batch 32, tokenisation included, each system in its own subprocess so peak RSS is
+its own. Reports pairs/s, the ratio to the pipeline, peak RSS, label agreement with the
+stance torch fp32 reference, and macro-F1 on the rows' gold labels.
+
+    python benchmarks/throughput.py                      # short (SICK) and article (FNC-1) pairs
+    python benchmarks/throughput.py --memory             # RSS of streaming 10k vs 1M generated rows
+Prints a table and writes benchmarks/results/throughput.json (memory.json for --memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("STANCE_DATA_DIR", REPO.parent / "shared" / "data"))
+CACHE = REPO / "benchmarks" / ".cache"
+SYSTEMS = ("pipeline", "crossencoder", "stance-torch", "stance-onnx", "stance-onnx-int8")
+WORKLOADS = {
+    "short": {"file": "sick/test.jsonl", "rows": 2000, "max_length": 128},
+    "articles": {"file": "fnc1/dev.jsonl", "rows": 300, "max_length": 256},
+}
+
+
+def load_rows(workload: str) -> tuple[list[str], list[str], list[str]]:
+    spec = WORKLOADS[workload]
+    premises, hypotheses, labels = [], [], []
+    with open(DATA / spec["file"], encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            premises.append(row["premise"])
+            hypotheses.append(row["hypothesis"])
+            labels.append(row["label"])
+            if len(premises) == spec["rows"]:
+                break
+    return premises, hypotheses, labels
+
+
+def full_model_dir() -> Path:
+    """The default model merged and saved as a plain directory that every peer can load."""
+    from stance.model import StanceClassifier
+
+    target = CACHE / "default-full"
+    if not (target / "model.safetensors").exists():
+        StanceClassifier.from_pretrained(device="cpu").save_pretrained(target)
+    return target
+
+
+def worker(system: str, workload: str, model_dir: str, out: str) -> None:
+    """Run one system on one workload; writes timings and probabilities (canonical order) to ``out``."""
+    import torch
+
+    from stance.model import LABELS
+
+    premises, hypotheses, _ = load_rows(workload)
+    max_length = WORKLOADS[workload]["max_length"]
+    pairs = list(zip(premises, hypotheses, strict=True))
+    if system == "pipeline":
+        from transformers import pipeline
+
+        pipe = pipeline("text-classification", model=model_dir, device=-1, top_k=None)
+        inputs = [{"text": p, "text_pair": h} for p, h in pairs]
+
+        def run(batch):
+            outputs = pipe(batch, batch_size=32, truncation=True, max_length=max_length)
+            return np.array([[{d["label"]: d["score"] for d in o}[label] for label in LABELS] for o in outputs])
+
+        run(inputs[:32])
+        started = time.perf_counter()
+        probabilities = run(inputs)
+    elif system == "crossencoder":
+        from sentence_transformers import CrossEncoder
+
+        encoder = CrossEncoder(model_dir, device="cpu", max_length=max_length)
+        order = [encoder.model.config.label2id[label] for label in LABELS]
+
+        def run(batch):
+            logits = encoder.predict(batch, batch_size=32, show_progress_bar=False)
+            return torch.softmax(torch.as_tensor(logits, dtype=torch.float64), -1).numpy()[:, order]
+
+        run(pairs[:32])
+        started = time.perf_counter()
+        probabilities = run(pairs)
+    else:
+        from stance.model import StanceClassifier
+
+        backend = system.removeprefix("stance-")
+        classifier = StanceClassifier.from_pretrained(model_dir, device="cpu", backend=backend, max_length=max_length)
+        classifier.predict(pairs[:32])
+        started = time.perf_counter()
+        probabilities = classifier.predict(pairs, batch_size=32).probabilities
+    seconds = time.perf_counter() - started
+    np.save(out + ".npy", probabilities)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path(out + ".json").write_text(json.dumps({"seconds": seconds, "rows": len(pairs), "peak_rss_mb": peak_kb / 1024}))
+
+
+def run_worker(system: str, workload: str, model_dir: Path, scratch: Path) -> tuple[dict, np.ndarray]:
+    out = str(scratch / f"{system}-{workload}")
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "true", "TRANSFORMERS_VERBOSITY": "error"}
+    subprocess.run([sys.executable, __file__, "--worker", system, workload, str(model_dir), out], check=True, env=env)
+    return json.loads(Path(out + ".json").read_text()), np.load(out + ".npy")
+
+
+def throughput(systems: list[str], workloads: list[str]) -> dict:
+    from stance.eval.metrics import classification_metrics
+    from stance.model import LABEL2ID, StanceClassifier
+
+    model_dir = full_model_dir()
+    for backend in ("onnx", "onnx-int8"):  # build the cached exports outside the timed runs
+        if f"stance-{backend}" in systems:
+            StanceClassifier.from_pretrained(model_dir, device="cpu", backend=backend)
+    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "runs": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        for workload in workloads:
+            _, _, gold = load_rows(workload)
+            gold_ids = [LABEL2ID[g] for g in gold]
+            outputs = {system: run_worker(system, workload, model_dir, Path(scratch)) for system in systems}
+            reference = outputs["stance-torch"][1].argmax(1) if "stance-torch" in outputs else None
+            base = outputs["pipeline"][0] if "pipeline" in outputs else None
+            for system, (timing, probabilities) in outputs.items():
+                predicted = probabilities.argmax(1)
+                rate = timing["rows"] / timing["seconds"]
+                results["runs"].append(
+                    {
+                        "workload": workload,
+                        "max_length": WORKLOADS[workload]["max_length"],
+                        "system": system,
+                        "rows": timing["rows"],
+                        "pairs_per_s": round(rate, 1),
+                        "vs_pipeline": round(rate / (base["rows"] / base["seconds"]), 2) if base else None,
+                        "peak_rss_mb": round(timing["peak_rss_mb"], 1),
+                        "agreement_with_fp32": round(float((predicted == reference).mean()), 4) if reference is not None else None,
+                        "macro_f1": round(classification_metrics(gold_ids, predicted)["macro_f1"], 4),
+                    }
+                )
+    return results
+
+
+def memory(rows_list: list[int]) -> dict:
+    """Peak RSS of `stance score` streaming generated inputs of several sizes (tiny random model)."""
+    sys.path.insert(0, str(REPO))
+    from tests.conftest import build_tiny_model_dir
+
+    results = {"runs": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        model = build_tiny_model_dir(Path(scratch) / "tiny")
+        words = "the man dog is playing not running in park a woman kids guitar".split()
+        rng = np.random.default_rng(0)
+        for rows in rows_list:
+            source = Path(scratch) / f"in-{rows}.jsonl"
+            with open(source, "w") as handle:
+                for i in range(rows):
+                    premise = " ".join(rng.choice(words, size=12))
+                    handle.write(json.dumps({"id": i, "premise": premise, "hypothesis": " ".join(rng.choice(words, size=5))}) + "\n")
+            started = time.perf_counter()
+            stance = str(Path(sys.executable).with_name("stance"))
+            command = [stance, "score", "--model", str(model), "--input", str(source), "--output", str(Path(scratch) / f"out-{rows}.jsonl"), "--no-progress"]
+            measured = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True, check=True)
+            peak_mb = int(measured.stderr.strip().splitlines()[-1]) / 1024
+            results["runs"].append({"rows": rows, "peak_rss_mb": round(peak_mb, 1), "seconds": round(time.perf_counter() - started, 1)})
+            print(f"{rows:>9,} rows: peak RSS {peak_mb:7.1f} MB in {results['runs'][-1]['seconds']} s", flush=True)
+            source.unlink()
+    first, last = results["runs"][0], results["runs"][-1]
+    results["growth_mb"] = round(last["peak_rss_mb"] - first["peak_rss_mb"], 1)
+    return results
+
+
+def render(results: dict) -> str:
+    lines = [
+        "| workload | max len | system | pairs/s | x pipeline | peak RSS MB | agreement w/ fp32 | macro-F1 |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["runs"]:
+        lines.append(
+            f"| {r['workload']} | {r['max_length']} | {r['system']} | {r['pairs_per_s']:.1f} | {r['vs_pipeline']:.2f} | "
+            f"{r['peak_rss_mb']:.0f} | {r['agreement_with_fp32']:.4f} | {r['macro_f1']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker(*sys.argv[2:6])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
+    parser.add_argument("--memory", action="store_true", help="measure RSS on generated inputs instead")
+    parser.add_argument("--memory-rows", nargs="*", type=int, default=[10_000, 1_000_000])
+    args = parser.parse_args()
+    if args.memory:
+        results = memory(args.memory_rows)
+        path = REPO / "benchmarks" / "results" / "memory.json"
+        print(f"RSS growth from {args.memory_rows[0]:,} to {args.memory_rows[-1]:,} rows: {results['growth_mb']} MB")
+    else:
+        results = throughput(args.systems, args.workloads)
+        path = REPO / "benchmarks" / "results" / "throughput.json"
+        print(render(results))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
