@@ -143,7 +143,9 @@ def throughput(systems: list[str], workloads: list[str]) -> dict:
                         "pairs_per_s": round(rate, 1),
                         "vs_pipeline": round(rate / (base["rows"] / base["seconds"]), 2) if base else None,
                         "peak_rss_mb": round(timing["peak_rss_mb"], 1),
-                        "agreement_with_fp32": round(float((predicted == reference).mean()), 4) if reference is not None else None,
+                        "agreement_with_fp32": round(float((predicted == reference).mean()), 4)
+                        if reference is not None
+                        else None,
                         "macro_f1": round(classification_metrics(gold_ids, predicted)["macro_f1"], 4),
                     }
                 )
@@ -165,13 +167,30 @@ def memory(rows_list: list[int]) -> dict:
             with open(source, "w") as handle:
                 for i in range(rows):
                     premise = " ".join(rng.choice(words, size=12))
-                    handle.write(json.dumps({"id": i, "premise": premise, "hypothesis": " ".join(rng.choice(words, size=5))}) + "\n")
+                    handle.write(
+                        json.dumps({"id": i, "premise": premise, "hypothesis": " ".join(rng.choice(words, size=5))})
+                        + "\n"
+                    )
             started = time.perf_counter()
             stance = str(Path(sys.executable).with_name("stance"))
-            command = [stance, "score", "--model", str(model), "--input", str(source), "--output", str(Path(scratch) / f"out-{rows}.jsonl"), "--no-progress"]
-            measured = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True, check=True)
+            command = [
+                stance,
+                "score",
+                "--model",
+                str(model),
+                "--input",
+                str(source),
+                "--output",
+                str(Path(scratch) / f"out-{rows}.jsonl"),
+                "--no-progress",
+            ]
+            measured = subprocess.run(
+                ["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True, check=True
+            )
             peak_mb = int(measured.stderr.strip().splitlines()[-1]) / 1024
-            results["runs"].append({"rows": rows, "peak_rss_mb": round(peak_mb, 1), "seconds": round(time.perf_counter() - started, 1)})
+            results["runs"].append(
+                {"rows": rows, "peak_rss_mb": round(peak_mb, 1), "seconds": round(time.perf_counter() - started, 1)}
+            )
             print(f"{rows:>9,} rows: peak RSS {peak_mb:7.1f} MB in {results['runs'][-1]['seconds']} s", flush=True)
             source.unlink()
     first, last = results["runs"][0], results["runs"][-1]

@@ -84,3 +84,113 @@ def expected_calibration_error(
         if mask.any():
             ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
     return float(ece)
+
+
+FNC1_RELATED = ("agree", "disagree", "discuss")
+
+
+def fnc1_score(gold: Sequence[str], predicted: Sequence[str]) -> dict:
+    """FNC-1's official weighted score on its four labels (agree, disagree, discuss, unrelated).
+
+    Definition (Fake News Challenge, stage 1 scorer): for each pair, +0.25 when the
+    related/unrelated decision is right (both unrelated, or both one of agree/disagree/
+    discuss), and a further +0.75 when the gold label is related and the predicted label
+    equals it. The maximum is 0.25 per unrelated pair + 1.0 per related pair.
+
+    Returns:
+        {"score", "max_score", "relative": score / max_score}
+    """
+    if len(gold) != len(predicted):
+        raise ValueError(f"gold has {len(gold)} rows but predicted has {len(predicted)}")
+    score = 0.0
+    max_score = 0.0
+    for truth, guess in zip(gold, predicted, strict=True):
+        truth_related, guess_related = truth in FNC1_RELATED, guess in FNC1_RELATED
+        max_score += 1.0 if truth_related else 0.25
+        if truth_related == guess_related:
+            score += 0.25
+            if truth_related and truth == guess:
+                score += 0.75
+    return {"score": score, "max_score": max_score, "relative": score / max_score if max_score else 0.0}
+
+
+def abstain_predictions(probabilities: np.ndarray, threshold: float, neutral: int = 2) -> np.ndarray:
+    """Label ids that say ``neutral`` unless the top non-neutral probability reaches ``threshold``."""
+    probabilities = np.asarray(probabilities)
+    others = [i for i in range(probabilities.shape[1]) if i != neutral]
+    best = np.asarray(others)[probabilities[:, others].argmax(axis=1)]
+    confident = probabilities[:, others].max(axis=1) >= threshold
+    return np.where(confident, best, neutral)
+
+
+def precision_coverage_curve(
+    probabilities: np.ndarray,
+    y_true: Sequence[int] | np.ndarray,
+    thresholds: Sequence[float] | None = None,
+    neutral: int = 2,
+) -> list[dict]:
+    """For each threshold: the share of pairs given a non-neutral label (coverage), and how
+    many of those are right (precision). Pick a threshold for the precision you need."""
+    y_true = np.asarray(y_true)
+    thresholds = np.linspace(0.0, 0.99, 100) if thresholds is None else thresholds
+    curve = []
+    for threshold in thresholds:
+        predicted = abstain_predictions(probabilities, float(threshold), neutral)
+        decided = predicted != neutral
+        curve.append(
+            {
+                "threshold": float(threshold),
+                "coverage": float(decided.mean()) if len(y_true) else 0.0,
+                "precision": float((predicted[decided] == y_true[decided]).mean()) if decided.any() else float("nan"),
+                "n_decided": int(decided.sum()),
+            }
+        )
+    return curve
+
+
+def mcnemar_test(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int]) -> dict:
+    """Exact McNemar test on the pairs where exactly one of two models is right."""
+    from scipy.stats import binomtest
+
+    y_true, pred_a, pred_b = map(np.asarray, (y_true, pred_a, pred_b))
+    only_a = int(((pred_a == y_true) & (pred_b != y_true)).sum())
+    only_b = int(((pred_b == y_true) & (pred_a != y_true)).sum())
+    p_value = float(binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
+    return {"only_first_right": only_a, "only_second_right": only_b, "p_value": p_value}
+
+
+def bootstrap_macro_f1_difference(
+    y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int], n_resamples: int = 1000, seed: int = 13
+) -> dict:
+    """Paired bootstrap of macro-F1(b) - macro-F1(a): the mean and a 95% interval."""
+    y_true, pred_a, pred_b = map(np.asarray, (y_true, pred_a, pred_b))
+    rng = np.random.default_rng(seed)
+    labels = sorted(set(y_true.tolist()))
+    differences = np.empty(n_resamples)
+    for i in range(n_resamples):
+        rows = rng.integers(0, len(y_true), len(y_true))
+        f1_a = f1_score(y_true[rows], pred_a[rows], labels=labels, average="macro", zero_division=0)
+        f1_b = f1_score(y_true[rows], pred_b[rows], labels=labels, average="macro", zero_division=0)
+        differences[i] = f1_b - f1_a
+    low, high = np.percentile(differences, [2.5, 97.5])
+    return {"mean": float(differences.mean()), "ci95": [float(low), float(high)], "n_resamples": n_resamples}
+
+
+def reliability_bins(probabilities: np.ndarray, y_true: Sequence[int] | np.ndarray, n_bins: int = 15) -> list[dict]:
+    """Per equal-width confidence bin: mean confidence, accuracy and count (for the diagram)."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    y_true = np.asarray(y_true)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == y_true
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    return [
+        {
+            "low": float(edges[b]),
+            "high": float(edges[b + 1]),
+            "count": int((bins == b).sum()),
+            "confidence": float(confidence[bins == b].mean()) if (bins == b).any() else float("nan"),
+            "accuracy": float(correct[bins == b].mean()) if (bins == b).any() else float("nan"),
+        }
+        for b in range(n_bins)
+    ]

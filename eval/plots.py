@@ -45,3 +45,75 @@ def plot_confusion_matrix(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_reliability(calibration: dict, path: str | os.PathLike[str], title: str = "Reliability") -> Path:
+    """Reliability diagram: accuracy against confidence per bin, before and after temperature
+    scaling, with the diagonal of perfect calibration and the rows per bin underneath."""
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(5.6, 6.0), dpi=120, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for key, name, colour in (
+        ("reliability_bins_uncalibrated", f"T = 1 (ECE {calibration['ece_uncalibrated']:.3f})", "tab:red"),
+        ("reliability_bins", f"T = {calibration['temperature']:.2f} (ECE {calibration['ece']:.3f})", "tab:blue"),
+    ):
+        bins = [b for b in calibration[key] if b["count"]]
+        top.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", color=colour, label=name)
+    top.set_ylabel("accuracy in bin")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.legend(loc="upper left", fontsize=8)
+    top.set_title(f"{title}\nreliability of the top label's probability", fontsize=10)
+    bins = calibration["reliability_bins"]
+    bottom.bar(
+        [(b["low"] + b["high"]) / 2 for b in bins],
+        [b["count"] for b in bins],
+        width=bins[0]["high"] - bins[0]["low"],
+        color="tab:blue",
+        alpha=0.6,
+    )
+    bottom.set_xlabel("confidence (top-label probability)")
+    bottom.set_ylabel("pairs")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_precision_coverage(curve: list[dict], path: str | os.PathLike[str], title: str = "Abstain threshold") -> Path:
+    """Precision of the non-neutral labels against coverage, one point per abstain threshold."""
+    plt = _pyplot()
+    points = [p for p in curve if p["n_decided"]]
+    fig, ax = plt.subplots(figsize=(5.6, 4.4), dpi=120)
+    ax.plot([p["coverage"] for p in points], [p["precision"] for p in points], marker=".", color="tab:purple")
+    for p in points[:: max(1, len(points) // 7)]:
+        ax.annotate(
+            f"t={p['threshold']:.2f}",
+            (p["coverage"], p["precision"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=7,
+        )
+    ax.set_xlabel("coverage (share of pairs labelled support or contradict)")
+    ax.set_ylabel("precision of those labels")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, max([p["coverage"] for p in points] + [0.05]) * 1.05)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{title}\nneutral unless the top non-neutral probability >= t", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

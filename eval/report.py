@@ -50,13 +50,32 @@ def render_report(results: dict) -> str:
         "",
         confusion_table(overall),
     ]
-    if results.get("fnc1"):
-        fnc = results["fnc1"]
-        parts += ["", f"FNC-1 weighted score: {fnc['score']:.1f} of {fnc['max_score']:.1f} ({fnc['relative']:.2%})"]
-    if results.get("by_source") and len(results["by_source"]) > 1:
-        parts += ["", "## By source", "", "| source | n | macro-F1 | accuracy |", "|---|---:|---:|---:|"]
-        for source, values in results["by_source"].items():
-            parts.append(f"| {source} | {values['n']:,} | {values['macro_f1']:.4f} | {values['accuracy']:.4f} |")
+    calibration = results["calibration"]
+    parts += [
+        "",
+        f"Calibration: temperature {calibration['temperature']:.3f}; ECE {calibration['ece']:.4f} "
+        f"(uncalibrated {calibration['ece_uncalibrated']:.4f}); the temperature that would fit this data: "
+        f"{calibration['temperature_fitted_here']:.3f}.",
+    ]
+    for reading, fnc in (results.get("fnc1") or {}).items():
+        parts.append(
+            f"FNC-1 weighted score ({reading.replace('_', ' ')}): {fnc['score']:.2f} of {fnc['max_score']:.2f} ({fnc['relative']:.2%})"
+        )
+    for title, key in (("By source", "by_source"), ("By pair length (tokens, untruncated)", "by_length")):
+        breakdown = results.get(key) or {}
+        if len(breakdown) > 1 or key == "by_length":
+            parts += [
+                "",
+                f"## {title}",
+                "",
+                "| group | n | macro-F1 | accuracy |" + (" truncated |" if key == "by_length" else ""),
+                "|---|---:|---:|---:|" + ("---:|" if key == "by_length" else ""),
+            ]
+            for name, values in breakdown.items():
+                extra = f" {values['truncated_share']:.1%} |" if key == "by_length" else ""
+                parts.append(
+                    f"| {name} | {values['n']:,} | {values['macro_f1']:.4f} | {values['accuracy']:.4f} |{extra}"
+                )
     parts += ["", "Reproduce: `" + results["command"] + "`", ""]
     return "\n".join(parts)
 
@@ -66,3 +85,26 @@ def write_report(results: dict, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.write_text(render_report(results), encoding="utf-8")
     return path
+
+
+def render_comparison(comparison: dict) -> str:
+    """Markdown side-by-side table of several models on one data set."""
+    lines = [
+        f"# Comparison on `{comparison['data']}`",
+        "",
+        "| model | macro-F1 | accuracy | F1 support | F1 contradict | F1 neutral | ECE | truncated | vs first: McNemar p | macro-F1 diff (95% CI) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for m in comparison["models"]:
+        versus = m.get("vs_first")
+        tests = (
+            f"{versus['mcnemar']['p_value']:.3g} | {versus['macro_f1_difference']['mean']:+.4f} "
+            f"({versus['macro_f1_difference']['ci95'][0]:+.4f}, {versus['macro_f1_difference']['ci95'][1]:+.4f})"
+            if versus
+            else "(reference) | "
+        )
+        lines.append(
+            f"| {m['model']} | {m['macro_f1']:.4f} | {m['accuracy']:.4f} | {m['f1']['support']:.3f} | {m['f1']['contradict']:.3f} | "
+            f"{m['f1']['neutral']:.3f} | {m['ece']:.4f} | {m['truncated_share']:.1%} | {tests} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -74,10 +74,15 @@ def encode_pairs(tokenizer, premises: Sequence[str], hypotheses: Sequence[str], 
     )
     input_ids = encoded["input_ids"]
     token_type_ids = encoded.get("token_type_ids")
-    redo = [i for i, ids in enumerate(input_ids) if len(ids) < max_length and (premise_was_cut[i] or hypothesis_was_cut[i])]
+    redo = [
+        i for i, ids in enumerate(input_ids) if len(ids) < max_length and (premise_was_cut[i] or hypothesis_was_cut[i])
+    ]
     if redo:  # the cut text did not fill max_length (e.g. mostly whitespace): use it whole
         again = tokenizer(
-            [premises[i] for i in redo], [hypotheses[i] for i in redo], truncation="longest_first", max_length=max_length
+            [premises[i] for i in redo],
+            [hypotheses[i] for i in redo],
+            truncation="longest_first",
+            max_length=max_length,
         )
         for position, row in enumerate(redo):
             input_ids[row] = again["input_ids"][position]
@@ -95,13 +100,26 @@ def encode_pairs(tokenizer, premises: Sequence[str], hypotheses: Sequence[str], 
     return EncodedPairs(input_ids=input_ids, token_type_ids=token_type_ids, truncated=truncated)
 
 
+def untruncated_backend(tokenizer):
+    """The fast tokenizer's Rust backend with truncation and padding switched off, or None.
+
+    The backend keeps the truncation of the last ``tokenizer(...)`` call (transformers
+    re-applies its settings on every call), so it must be reset before counting tokens.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_truncation()
+        backend.no_padding()
+    return backend
+
+
 def token_counts(tokenizer, texts: Sequence[str]) -> list[int]:
     """Untruncated token counts of ``texts`` without special tokens.
 
     Goes straight to the Rust backend when there is one: it is faster and does not log
     transformers' "longer than the maximum" warning, which is expected here.
     """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
+    backend = untruncated_backend(tokenizer)
     if backend is not None:
         return [len(encoding.ids) for encoding in backend.encode_batch(list(texts), add_special_tokens=False)]
     return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from stance.model.batching import untruncated_backend
 from stance.model.errors import InputDataError
 from stance.model.labels import LABEL2ID
 
@@ -42,7 +43,7 @@ def window_spans(tokenizer, premise: str, budget: int, stride: int) -> list[tupl
     window starts at the sentence start at or before ``stride`` tokens from the end, so
     consecutive windows share whole sentences where possible.
     """
-    encoding = tokenizer.backend_tokenizer.encode(premise, add_special_tokens=False)
+    encoding = untruncated_backend(tokenizer).encode(premise, add_special_tokens=False)
     offsets = encoding.offsets
     if len(offsets) <= budget:
         return [(0, len(premise))]

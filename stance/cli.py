@@ -12,6 +12,7 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from stance.model.errors import StanceError
 
@@ -131,6 +132,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="map the file's labels, e.g. agree=support disagree=contradict",
     )
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    evaluate.add_argument(
+        "--source-column", default=None, help="column naming each row's source data set (per-source metrics)"
+    )
+    evaluate.add_argument(
+        "--abstain-threshold",
+        type=float,
+        default=None,
+        help="say neutral unless the top non-neutral probability reaches this",
+    )
+    evaluate.add_argument(
+        "--errors", type=int, default=20, help="most confident mistakes per class written to errors.jsonl (default: 20)"
+    )
+    evaluate.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="MODEL",
+        default=None,
+        help="evaluate several models side by side (use 'default' for the embedded one)",
+    )
+
+    calibrate = commands.add_parser("calibrate", help="fit the temperature on a dev file and store it in stance.json")
+    _add_model_options(calibrate)
+    calibrate.add_argument(
+        "--data", required=True, nargs="+", help="labelled dev file(s), pooled (never the test file)"
+    )
+    calibrate.add_argument("--label-column", default="label")
+    calibrate.add_argument("--label-map", nargs="*", metavar="SOURCE=LABEL")
+    calibrate.add_argument("--output", default=None, help="where to save the calibrated model (default: in place)")
+    calibrate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
@@ -221,33 +251,79 @@ def format_table(
     return "\n".join(lines)
 
 
-def _run_eval(args: argparse.Namespace) -> int:
-    from stance.eval.evaluate import evaluate_file, write_evaluation
+def _dataset_spec(args: argparse.Namespace, path: str):
     from stance.training.config import DatasetConfig
 
-    classifier = _load_classifier(args)
-    spec = DatasetConfig(
-        path=args.data,
+    return DatasetConfig(
+        path=path,
         premise_column=args.premise_column,
         hypothesis_column=args.hypothesis_column,
         label_column=args.label_column,
         label_map=_key_values(args.label_map, "--label-map"),
+        source_column=getattr(args, "source_column", None),
     )
-    results = evaluate_file(
-        classifier,
-        spec,
-        batch_size=args.batch_size,
-        long_text=args.long_text,
-        symmetric=args.symmetric,
-        progress=not args.no_progress,
-        model_name=args.model or "default",
-        command="stance " + shlex.join(sys.argv[1:]),
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from stance.eval.evaluate import compare_models, evaluate_file, write_evaluation
+
+    spec = _dataset_spec(args, args.data)
+    models = args.compare or [args.model]
+    all_results = []
+    for model in models:
+        args.model = None if model in (None, "default") else model
+        classifier = _load_classifier(args)
+        results = evaluate_file(
+            classifier,
+            spec,
+            batch_size=args.batch_size,
+            long_text=args.long_text,
+            symmetric=args.symmetric,
+            progress=not args.no_progress,
+            model_name=model or "default",
+            command="stance " + shlex.join(sys.argv[1:]),
+            abstain_threshold=args.abstain_threshold,
+            n_errors=args.errors,
+        )
+        output_dir = Path(args.output_dir) / _safe_name(model or "default") if args.compare else Path(args.output_dir)
+        paths = write_evaluation(results, output_dir)
+        overall = results["overall"]
+        print(
+            f"{model or 'default'}: macro-F1 {overall['macro_f1']:.4f}  accuracy {overall['accuracy']:.4f}  n={overall['n']:,}"
+        )
+        for path in paths.values():
+            print(f"wrote {path}")
+        all_results.append(results)
+    if args.compare:
+        for path in compare_models(all_results, args.output_dir).values():
+            print(f"wrote {path}")
+    return 0
+
+
+def _safe_name(model: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in model.strip("/"))[-80:]
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    from stance.eval.evaluate import calibrate_classifier
+    from stance.model.loading import DEFAULT_MODEL_DIR, is_adapter_dir, resolve_model_source
+
+    classifier = _load_classifier(args)
+    classifier.metadata.temperature = 1.0
+    specs = [_dataset_spec(args, path) for path in args.data]
+    summary = calibrate_classifier(classifier, specs, batch_size=args.batch_size, progress=not args.no_progress)
+    source = Path(resolve_model_source(args.model or DEFAULT_MODEL_DIR))
+    if args.output is None and source.exists() and is_adapter_dir(source):
+        classifier.metadata.save(source)  # adapter directories keep only their stance.json
+        target = source
+    else:
+        if args.output is None and not source.exists():
+            raise StanceError(f"{args.model}: a hub model cannot be calibrated in place; pass --output DIR")
+        target = classifier.save_pretrained(args.output or source)
+    print(
+        f"temperature {summary['temperature']:.4f}: dev NLL {summary['nll_before']:.4f} -> {summary['nll_after']:.4f}, "
+        f"ECE {summary['ece_before']:.4f} -> {summary['ece_after']:.4f}; saved in {target}/stance.json"
     )
-    paths = write_evaluation(results, args.output_dir)
-    overall = results["overall"]
-    print(f"macro-F1 {overall['macro_f1']:.4f}  accuracy {overall['accuracy']:.4f}  n={overall['n']:,}")
-    for path in paths.values():
-        print(f"wrote {path}")
     return 0
 
 
@@ -263,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-    runners = {"train": _run_train, "score": _run_score, "eval": _run_eval}
+    runners = {"train": _run_train, "score": _run_score, "eval": _run_eval, "calibrate": _run_calibrate}
     try:
         return runners[args.command](args)
     except StanceError as error:

@@ -210,6 +210,19 @@ def test_huge_texts_are_cut_exactly(tiny_classifier):
     huge = "the man is playing a guitar in the park. " * 100_000
     spaced = "a" + " " * 5000 + "man " * 10  # fits after all: cut by characters would lose it
     fast = tiny_classifier.encode([huge, spaced], ["a man", "a man"])
-    whole = tiny_classifier.tokenizer([huge, spaced], ["a man", "a man"], truncation="longest_first", max_length=tiny_classifier.max_length)
+    whole = tiny_classifier.tokenizer(
+        [huge, spaced], ["a man", "a man"], truncation="longest_first", max_length=tiny_classifier.max_length
+    )
     assert fast.input_ids == whole["input_ids"]
     assert fast.truncated.tolist() == [True, False]
+
+
+def test_token_counts_ignore_the_last_calls_truncation(tiny_classifier):
+    from stance.model.batching import token_counts
+    from stance.model.windows import window_spans
+
+    long_premise = "the man is playing a guitar in the park . " * 40
+    tiny_classifier.encode([long_premise], ["a man"])  # leaves truncation set on the Rust backend
+    assert token_counts(tiny_classifier.tokenizer, [long_premise]) == [400]
+    spans = window_spans(tiny_classifier.tokenizer, long_premise, budget=50, stride=10)
+    assert spans[-1][1] == len(long_premise.rstrip()) and len(spans) >= 8

@@ -44,3 +44,62 @@ def test_ece_by_hand():
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="y_true has 2 rows but y_pred has 1"):
         classification_metrics([0, 1], [0])
+
+
+def test_fnc1_score_by_hand():
+    from stance.eval.metrics import fnc1_score
+
+    gold = ["agree", "disagree", "discuss", "unrelated", "unrelated", "agree"]
+    pred = ["agree", "discuss", "unrelated", "unrelated", "agree", "disagree"]
+    # agree/agree: 1.0; disagree/discuss: 0.25 (both related); discuss/unrelated: 0;
+    # unrelated/unrelated: 0.25; unrelated/agree: 0; agree/disagree: 0.25. Max: 4 x 1.0 + 2 x 0.25 = 4.5
+    result = fnc1_score(gold, pred)
+    assert result["score"] == pytest.approx(1.75) and result["max_score"] == pytest.approx(4.5)
+    assert result["relative"] == pytest.approx(1.75 / 4.5)
+
+
+def test_abstain_and_precision_coverage():
+    from stance.eval.metrics import abstain_predictions, precision_coverage_curve
+
+    probabilities = np.array([[0.7, 0.1, 0.2], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.45, 0.1, 0.45]])
+    assert abstain_predictions(probabilities, 0.6).tolist() == [0, 2, 2, 2]
+    assert abstain_predictions(probabilities, 0.0).tolist() == [0, 1, 0, 0]
+    curve = precision_coverage_curve(probabilities, [0, 2, 2, 0], thresholds=[0.0, 0.6])
+    # t=0: all 4 decided, right: rows 0 and 3 -> precision 0.5; t=0.6: only row 0 decided, right
+    assert curve[0]["coverage"] == 1.0 and curve[0]["precision"] == pytest.approx(0.5)
+    assert curve[1]["coverage"] == 0.25 and curve[1]["precision"] == 1.0
+
+
+def test_mcnemar_and_bootstrap():
+    from stance.eval.metrics import bootstrap_macro_f1_difference, mcnemar_test
+
+    y = [0, 1, 2, 0, 1, 2, 0, 1]
+    a = [0, 1, 2, 1, 0, 0, 0, 1]  # right on rows 0,1,2,6,7
+    b = [0, 1, 2, 0, 1, 2, 1, 2]  # right on rows 0,1,2,3,4,5
+    result = mcnemar_test(y, a, b)
+    assert result["only_first_right"] == 2 and result["only_second_right"] == 3
+    assert result["p_value"] == pytest.approx(1.0)  # binomial(2 of 5, 0.5), two-sided
+    same = bootstrap_macro_f1_difference(y, a, a, n_resamples=50)
+    assert same["mean"] == 0.0 and same["ci95"] == [0.0, 0.0]
+
+
+def test_temperature_scaling_recovers_a_known_temperature():
+    from stance.eval.calibration import fit_temperature, softmax
+
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(size=(4000, 3)) * 2.0
+    labels = np.array([rng.choice(3, p=p) for p in softmax(true_logits)])
+    # The model is over-confident by a factor 3: its logits are 3x the true ones.
+    assert fit_temperature(true_logits * 3.0, labels) == pytest.approx(3.0, rel=0.1)
+    before = expected_calibration_error(softmax(true_logits * 3.0), labels)
+    after = expected_calibration_error(softmax(true_logits * 3.0, 3.0), labels)
+    assert after < before
+
+
+def test_reliability_bins_count_every_row():
+    from stance.eval.metrics import reliability_bins
+
+    probabilities = np.array([[0.9, 0.05, 0.05], [0.4, 0.3, 0.3], [0.2, 0.7, 0.1]])
+    bins = reliability_bins(probabilities, [0, 1, 1], n_bins=10)
+    assert sum(b["count"] for b in bins) == 3
+    assert [b for b in bins if b["count"]][0]["accuracy"] == 0.0  # conf 0.4 bin: predicted 0, truth 1

@@ -40,6 +40,8 @@ class DatasetConfig:
         label_caps: canonical label -> most rows kept of it (e.g. cap FNC-1's neutral).
         weight: repeat factor for mixing (2.0 duplicates rows, 0.5 keeps a seeded half).
         filter: optional column -> value that rows must equal (e.g. {cross_split: false}).
+        source_column: column naming each row's source data set (per-source metrics);
+            default: every row's source is ``display_name``.
     """
 
     path: str
@@ -53,6 +55,7 @@ class DatasetConfig:
     label_caps: dict[str, int] | None = None
     weight: float = 1.0
     filter: dict[str, Any] | None = None
+    source_column: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -116,6 +119,7 @@ class TrainingConfig:
     resume_from_checkpoint: str | None = None
     dataloader_num_workers: int = 0
     bf16: bool | None = None
+    calibrate: bool = True
 
 
 @dataclass(frozen=True)

@@ -86,9 +86,17 @@ def load_dataset_file(spec: DatasetConfig, *, seed: int = 13) -> PairData:
         if column not in frame.columns:
             raise InputDataError(f"{where}: filter column {column!r} not found; columns are {list(frame.columns)}")
         frame = frame[frame[column] == wanted]
+    if spec.source_column is not None:
+        require_columns(frame, {"source": spec.source_column}, where)
+    sources = frame[spec.source_column].astype(str) if spec.source_column else [spec.display_name] * len(frame)
     data = PairData()
-    for row_index, premise, hypothesis, raw_label in zip(
-        frame.index, frame[spec.premise_column], frame[spec.hypothesis_column], frame[spec.label_column], strict=True
+    for row_index, premise, hypothesis, raw_label, source in zip(
+        frame.index,
+        frame[spec.premise_column],
+        frame[spec.hypothesis_column],
+        frame[spec.label_column],
+        sources,
+        strict=True,
     ):
         row = int(row_index) + 1
         for column, text in ((spec.premise_column, premise), (spec.hypothesis_column, hypothesis)):
@@ -101,7 +109,7 @@ def load_dataset_file(spec: DatasetConfig, *, seed: int = 13) -> PairData:
         data.premises.append(premise)
         data.hypotheses.append(hypothesis)
         data.labels.append(label)
-        data.sources.append(spec.display_name)
+        data.sources.append(source)
         data.source_labels.append(str(raw_label))
     return _cap_and_weight(data, spec, seed)
 

@@ -228,12 +228,35 @@ def _save(model, tokenizer, config, source, train_prints, dev_sets, metrics, sec
         model = model.merge_and_unload()
     model.config.id2label, model.config.label2id = dict(ID2LABEL), dict(LABEL2ID)
     classifier = StanceClassifier(model, tokenizer, metadata, device="cpu")
+    if config.training.calibrate and dev_sets:
+        _calibrate(classifier, [data for data, _ in dev_sets.values()], config.training.eval_batch_size)
+        if config.model.lora.enabled:
+            metadata.save(output / ADAPTER_DIR)
     tmp_full = output / "model.tmp"
     classifier.save_pretrained(tmp_full)
     for item in tmp_full.iterdir():
         item.replace(output / item.name)
     tmp_full.rmdir()
     logger.info("saved model to %s", output)
+
+
+def _calibrate(classifier: StanceClassifier, dev_sets: list[PairData], batch_size: int) -> None:
+    """Fit the temperature on all dev sets together and record it with the dev ECE."""
+    from stance.eval.calibration import fit_temperature, softmax
+    from stance.eval.metrics import expected_calibration_error
+
+    premises = [p for data in dev_sets for p in data.premises]
+    hypotheses = [h for data in dev_sets for h in data.hypotheses]
+    labels = np.asarray([label for data in dev_sets for label in data.labels])
+    logits = classifier.logits(classifier.encode(premises, hypotheses), batch_size=batch_size).astype(np.float64)
+    temperature = fit_temperature(logits, labels)
+    classifier.metadata.temperature = temperature
+    classifier.metadata.metrics["calibration"] = {
+        "temperature": temperature,
+        "dev_ece_before": expected_calibration_error(softmax(logits), labels),
+        "dev_ece_after": expected_calibration_error(softmax(logits, temperature), labels),
+    }
+    logger.info("calibrated: temperature %.3f", temperature)
 
 
 def _portable_adapter_config(path: Path, base: str) -> None:
