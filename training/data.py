@@ -89,13 +89,17 @@ def load_dataset_file(spec: DatasetConfig, *, seed: int = 13) -> PairData:
     if spec.source_column is not None:
         require_columns(frame, {"source": spec.source_column}, where)
     sources = frame[spec.source_column].astype(str) if spec.source_column else [spec.display_name] * len(frame)
+    # The data sets here keep their original label in `source_label` (FNC-1's four-way label);
+    # without one, the file's own label is the source label.
+    originals = frame["source_label"] if "source_label" in frame.columns else frame[spec.label_column]
     data = PairData()
-    for row_index, premise, hypothesis, raw_label, source in zip(
+    for row_index, premise, hypothesis, raw_label, source, original in zip(
         frame.index,
         frame[spec.premise_column],
         frame[spec.hypothesis_column],
         frame[spec.label_column],
         sources,
+        originals,
         strict=True,
     ):
         row = int(row_index) + 1
@@ -110,7 +114,7 @@ def load_dataset_file(spec: DatasetConfig, *, seed: int = 13) -> PairData:
         data.hypotheses.append(hypothesis)
         data.labels.append(label)
         data.sources.append(source)
-        data.source_labels.append(str(raw_label))
+        data.source_labels.append(str(original))
     return _cap_and_weight(data, spec, seed)
 
 
