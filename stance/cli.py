@@ -175,6 +175,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_score(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        return _run_score_ray(args)
     classifier = _load_classifier(args)
     options = dict(
         premise_column=args.premise_column,
@@ -215,6 +217,34 @@ def _run_score(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress,
         **options,
+    )
+    print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+def _run_score_ray(args: argparse.Namespace) -> int:
+    from stance.model.ray_engine import score_parquet
+
+    if args.output is None:
+        raise StanceError("--engine ray writes Parquet files: pass --output DIR")
+    output = score_parquet(
+        args.input,
+        args.output,
+        args.model,
+        concurrency=args.concurrency,
+        num_gpus=args.num_gpus,
+        batch_size=args.ray_batch_size,
+        premise_column=args.premise_column,
+        hypothesis_column=args.hypothesis_column,
+        symmetric=args.symmetric,
+        long_text=args.long_text,
+        model_batch_size=args.batch_size,
+        prefix=args.output_prefix,
+        device=args.device if args.device != "auto" else "cpu" if not args.num_gpus else "cuda",
+        backend=args.backend,
+        max_length=args.max_length,
+        trust_remote_code=args.trust_remote_code,
+        label_map=_key_values(args.checkpoint_label_map, "--checkpoint-label-map"),
     )
     print(f"wrote {output}", file=sys.stderr)
     return 0

@@ -120,6 +120,7 @@ class TrainingConfig:
     dataloader_num_workers: int = 0
     bf16: bool | None = None
     calibrate: bool = True
+    ddp_backend: str | None = None
 
 
 @dataclass(frozen=True)

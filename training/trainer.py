@@ -130,6 +130,7 @@ def _training_arguments(config: StanceConfig, has_dev: bool):
         bf16=bool(t.bf16) if t.bf16 is not None else torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         disable_tqdm=False,
         remove_unused_columns=False,
+        ddp_backend=t.ddp_backend,
     )
 
 
