@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -376,7 +377,9 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
         base_source, trust_remote_code=trust_remote_code, num_labels=len(LABELS), id2label=ID2LABEL, label2id=LABEL2ID
     )
     try:
-        merged = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # peft calls a transformers API deprecated in 5.x
+            merged = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
     except (ValueError, OSError, RuntimeError) as error:
         raise ModelLoadError(f"{directory}: cannot apply the adapter to {metadata.base_model} ({error})") from None
     merged.config.id2label, merged.config.label2id = dict(ID2LABEL), dict(LABEL2ID)

@@ -16,6 +16,7 @@ Aggregations (compared on FNC-1 dev in ``benchmarks/windows.py``):
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -89,7 +90,18 @@ def aggregate(probabilities: np.ndarray, method: str) -> tuple[np.ndarray, int]:
     raise InputDataError(f"window aggregation must be one of {list(AGGREGATIONS)}, got {method!r}")
 
 
-def predict_windowed(
+@dataclass
+class WindowScores:
+    """Probabilities of every window of every pair (rows of one pair are contiguous)."""
+
+    owners: np.ndarray  # (W,) index of the pair each window belongs to
+    spans: list[tuple[int, int]]  # (W,) character offsets of each window in its premise
+    probabilities: np.ndarray  # (W, 3) in LABELS order
+    truncated: np.ndarray  # (W,) True where even the window was cut (a very long hypothesis)
+    n_pairs: int
+
+
+def score_windows(
     classifier: StanceClassifier,
     premises: list[str],
     hypotheses: list[str],
@@ -97,16 +109,11 @@ def predict_windowed(
     batch_size: int = 32,
     symmetric: bool = False,
     progress: bool = False,
-    aggregation: str | None = None,
-) -> StancePrediction:
-    """Window mode of ``StanceClassifier.predict`` (premises and hypotheses already checked)."""
+) -> WindowScores:
+    """Split each premise into windows and score every (window, hypothesis) pair."""
     from stance.model.batching import token_counts
-    from stance.model.classifier import StancePrediction, _progress_bar
-    from stance.model.labels import LABELS
+    from stance.model.classifier import _progress_bar
 
-    method = aggregation or classifier.metadata.window_aggregation
-    if method not in AGGREGATIONS:
-        raise InputDataError(f"window aggregation must be one of {list(AGGREGATIONS)}, got {method!r}")
     tokenizer = classifier.tokenizer
     special = tokenizer.num_special_tokens_to_add(pair=True)
     hypothesis_lengths = token_counts(tokenizer, hypotheses)
@@ -126,28 +133,51 @@ def predict_windowed(
     window_hypotheses = [hypotheses[o] for o in owners]
     bar = _progress_bar(len(owners) * (2 if symmetric else 1), progress)
     encoded = classifier.encode(window_premises, window_hypotheses)
-    probabilities = classifier.probabilities_from_logits(
-        classifier.logits(encoded, batch_size=batch_size, progress=bar)
-    )
+    probabilities = classifier.probabilities_from_logits(classifier.logits(encoded, batch_size=batch_size, progress=bar))
     truncated = encoded.truncated
     if symmetric:
         reverse = classifier.encode(window_hypotheses, window_premises)
-        probabilities = (
-            probabilities
-            + classifier.probabilities_from_logits(classifier.logits(reverse, batch_size=batch_size, progress=bar))
-        ) / 2
+        reverse_probabilities = classifier.probabilities_from_logits(classifier.logits(reverse, batch_size=batch_size, progress=bar))
+        probabilities = (probabilities + reverse_probabilities) / 2
         truncated = truncated | reverse.truncated
     if bar is not None:
         bar.close()
-    owners_array = np.asarray(owners)
-    boundaries = np.flatnonzero(np.diff(owners_array, prepend=-1)) if len(owners) else np.array([], dtype=int)
-    rows = np.empty((len(premises), len(LABELS)))
+    return WindowScores(np.asarray(owners, dtype=np.int64), spans, probabilities, truncated, len(premises))
+
+
+def combine_windows(scores: WindowScores, method: str) -> StancePrediction:
+    """Aggregate window scores into one prediction per pair, naming the deciding window."""
+    from stance.model.classifier import StancePrediction
+    from stance.model.labels import LABELS
+
+    if method not in AGGREGATIONS:
+        raise InputDataError(f"window aggregation must be one of {list(AGGREGATIONS)}, got {method!r}")
+    boundaries = np.flatnonzero(np.diff(scores.owners, prepend=-1)) if len(scores.owners) else np.array([], dtype=int)
+    rows = np.empty((scores.n_pairs, len(LABELS)))
     decided: list[tuple[int, int]] = []
-    flags = np.zeros(len(premises), dtype=bool)
+    flags = np.zeros(scores.n_pairs, dtype=bool)
     for row, start in enumerate(boundaries):
-        end = boundaries[row + 1] if row + 1 < len(boundaries) else len(owners)
-        rows[row], window = aggregate(probabilities[start:end], method)
-        decided.append(spans[start + window])
-        flags[row] = bool(truncated[start:end].any())
+        end = boundaries[row + 1] if row + 1 < len(boundaries) else len(scores.owners)
+        rows[row], window = aggregate(scores.probabilities[start:end], method)
+        decided.append(scores.spans[start + window])
+        flags[row] = bool(scores.truncated[start:end].any())
     labels = [LABELS[i] for i in rows.argmax(axis=1)]
     return StancePrediction(labels=labels, probabilities=rows, truncated=flags, window_spans=decided)
+
+
+def predict_windowed(
+    classifier: StanceClassifier,
+    premises: list[str],
+    hypotheses: list[str],
+    *,
+    batch_size: int = 32,
+    symmetric: bool = False,
+    progress: bool = False,
+    aggregation: str | None = None,
+) -> StancePrediction:
+    """Window mode of ``StanceClassifier.predict`` (premises and hypotheses already checked)."""
+    method = aggregation or classifier.metadata.window_aggregation
+    if method not in AGGREGATIONS:
+        raise InputDataError(f"window aggregation must be one of {list(AGGREGATIONS)}, got {method!r}")
+    scores = score_windows(classifier, premises, hypotheses, batch_size=batch_size, symmetric=symmetric, progress=progress)
+    return combine_windows(scores, method)
