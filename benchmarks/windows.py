@@ -71,7 +71,9 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         f1 = r["f1"]
-        print(f"| {r['mode']} | {r['macro_f1']:.4f} | {f1['support']:.3f} | {f1['contradict']:.3f} | {f1['neutral']:.3f} | {r['fnc1_relative_neutral_as_discuss']:.3f} | {r['seconds']} |")
+        print(
+            f"| {r['mode']} | {r['macro_f1']:.4f} | {f1['support']:.3f} | {f1['contradict']:.3f} | {f1['neutral']:.3f} | {r['fnc1_relative_neutral_as_discuss']:.3f} | {r['seconds']} |"
+        )
     print(f"wrote {output}")
     return 0
 

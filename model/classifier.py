@@ -268,6 +268,34 @@ class StanceClassifier:
         exp = np.exp(scaled)
         return exp / exp.sum(axis=1, keepdims=True)
 
+    def score_pairs(
+        self,
+        premises: Sequence[str],
+        hypotheses: Sequence[str],
+        *,
+        batch_size: int = 32,
+        symmetric: bool = False,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (N, 3) and truncation flags (N,) of checked pairs, truncate mode.
+
+        With ``symmetric`` both orders are scored and their probabilities averaged.
+        """
+        bar = _progress_bar(len(premises) * (2 if symmetric else 1), progress)
+        encoded = self.encode(premises, hypotheses)
+        probabilities = self.probabilities_from_logits(self.logits(encoded, batch_size=batch_size, progress=bar))
+        truncated = encoded.truncated
+        if symmetric:
+            reverse = self.encode(hypotheses, premises)
+            reverse_probabilities = self.probabilities_from_logits(
+                self.logits(reverse, batch_size=batch_size, progress=bar)
+            )
+            probabilities = (probabilities + reverse_probabilities) / 2
+            truncated = truncated | reverse.truncated
+        if bar is not None:
+            bar.close()
+        return probabilities, truncated
+
     def predict(
         self,
         pairs: Sequence[tuple[str, str]] | Sequence[str],
@@ -301,19 +329,9 @@ class StanceClassifier:
             return predict_windowed(self, premises, hyps, batch_size=batch_size, symmetric=symmetric, progress=progress)
         if mode != "truncate":
             raise InputDataError(f"long_text must be 'truncate' or 'window', got {mode!r}")
-        bar = _progress_bar(len(premises) * (2 if symmetric else 1), progress)
-        encoded = self.encode(premises, hyps)
-        probabilities = self.probabilities_from_logits(self.logits(encoded, batch_size=batch_size, progress=bar))
-        truncated = encoded.truncated
-        if symmetric:
-            reverse = self.encode(hyps, premises)
-            probabilities = (
-                probabilities
-                + self.probabilities_from_logits(self.logits(reverse, batch_size=batch_size, progress=bar))
-            ) / 2
-            truncated = truncated | reverse.truncated
-        if bar is not None:
-            bar.close()
+        probabilities, truncated = self.score_pairs(
+            premises, hyps, batch_size=batch_size, symmetric=symmetric, progress=progress
+        )
         labels = [LABELS[i] for i in probabilities.argmax(axis=1)]
         return StancePrediction(labels=labels, probabilities=probabilities, truncated=truncated)
 

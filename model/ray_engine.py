@@ -88,7 +88,11 @@ def score_dataset(
     }
     return dataset.map_batches(
         StanceBatchScorer,
-        fn_constructor_kwargs={"model": model, "classifier_options": classifier_options, "score_options": score_options},
+        fn_constructor_kwargs={
+            "model": model,
+            "classifier_options": classifier_options,
+            "score_options": score_options,
+        },
         batch_format="pandas",
         batch_size=batch_size,
         concurrency=concurrency,
@@ -103,7 +107,9 @@ def resolve_parquet_inputs(input_path: str) -> list[str]:
     else:
         files = sorted(glob.glob(input_path))
     if not files:
-        raise InputDataError(f"{input_path}: no Parquet files found (give a directory, a glob such as 'data/*.parquet', or a file)")
+        raise InputDataError(
+            f"{input_path}: no Parquet files found (give a directory, a glob such as 'data/*.parquet', or a file)"
+        )
     return files
 
 

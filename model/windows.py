@@ -112,7 +112,6 @@ def score_windows(
 ) -> WindowScores:
     """Split each premise into windows and score every (window, hypothesis) pair."""
     from stance.model.batching import token_counts
-    from stance.model.classifier import _progress_bar
 
     tokenizer = classifier.tokenizer
     special = tokenizer.num_special_tokens_to_add(pair=True)
@@ -131,17 +130,9 @@ def score_windows(
         for o, (a, b) in zip(owners, spans, strict=True)
     ]
     window_hypotheses = [hypotheses[o] for o in owners]
-    bar = _progress_bar(len(owners) * (2 if symmetric else 1), progress)
-    encoded = classifier.encode(window_premises, window_hypotheses)
-    probabilities = classifier.probabilities_from_logits(classifier.logits(encoded, batch_size=batch_size, progress=bar))
-    truncated = encoded.truncated
-    if symmetric:
-        reverse = classifier.encode(window_hypotheses, window_premises)
-        reverse_probabilities = classifier.probabilities_from_logits(classifier.logits(reverse, batch_size=batch_size, progress=bar))
-        probabilities = (probabilities + reverse_probabilities) / 2
-        truncated = truncated | reverse.truncated
-    if bar is not None:
-        bar.close()
+    probabilities, truncated = classifier.score_pairs(
+        window_premises, window_hypotheses, batch_size=batch_size, symmetric=symmetric, progress=progress
+    )
     return WindowScores(np.asarray(owners, dtype=np.int64), spans, probabilities, truncated, len(premises))
 
 
@@ -179,5 +170,7 @@ def predict_windowed(
     method = aggregation or classifier.metadata.window_aggregation
     if method not in AGGREGATIONS:
         raise InputDataError(f"window aggregation must be one of {list(AGGREGATIONS)}, got {method!r}")
-    scores = score_windows(classifier, premises, hypotheses, batch_size=batch_size, symmetric=symmetric, progress=progress)
+    scores = score_windows(
+        classifier, premises, hypotheses, batch_size=batch_size, symmetric=symmetric, progress=progress
+    )
     return combine_windows(scores, method)

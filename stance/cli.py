@@ -111,7 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--resume", action="store_true", help="continue an interrupted run with the same input and options"
     )
-    score.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: Ray Data, Parquet directory/glob in, directory out")
+    score.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: Ray Data, Parquet directory/glob in, directory out",
+    )
     score.add_argument("--concurrency", type=int, default=1, help="ray: actors, one model each (default: 1)")
     score.add_argument("--num-gpus", type=float, default=0, help="ray: GPUs per actor (default: 0)")
     score.add_argument("--ray-batch-size", type=int, default=1024, help="ray: rows per actor batch (default: 1024)")

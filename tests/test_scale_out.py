@@ -54,7 +54,9 @@ def test_ray_scoring_equals_local_engine(tmp_path, tiny_model_dir, local_ray):
     assert list(ray_out["label"].fillna("")) == list(local_out["label"].fillna(""))
     assert list(ray_out["error"].fillna("")) == list(local_out["error"].fillna(""))
     columns = ["prob_support", "prob_contradict", "prob_neutral"]
-    np.testing.assert_allclose(ray_out[columns].to_numpy(float), local_out[columns].to_numpy(float), atol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(
+        ray_out[columns].to_numpy(float), local_out[columns].to_numpy(float), atol=1e-5, equal_nan=True
+    )
 
 
 def test_two_process_ddp_training_on_cpu(tmp_path, tiny_model_dir, data_dir):
