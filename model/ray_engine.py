@@ -57,6 +57,7 @@ def score_dataset(
     *,
     concurrency: int = 1,
     num_gpus: float = 0,
+    num_cpus: float = 1,
     batch_size: int = 1024,
     premise_column: str = "premise",
     hypothesis_column: str = "hypothesis",
@@ -71,6 +72,8 @@ def score_dataset(
     Args:
         concurrency: actors, each holding one model (one per GPU on a GPU cluster).
         num_gpus: GPUs per actor (e.g. 1; 0.5 packs two actors on one GPU).
+        num_cpus: CPUs reserved per actor; the cluster needs concurrency x num_cpus plus
+            one more for reading and writing, or the pipeline waits forever.
         batch_size: rows handed to an actor at a time (Ray's batch); the model itself
             batches ``model_batch_size`` pairs per forward pass inside it.
         classifier_options: passed to ``StanceClassifier.from_pretrained`` (device, backend...).
@@ -97,6 +100,7 @@ def score_dataset(
         batch_size=batch_size,
         concurrency=concurrency,
         num_gpus=num_gpus,
+        num_cpus=num_cpus,
     )
 
 
@@ -123,7 +127,9 @@ def score_parquet(input_path: str, output_dir: str, model: str | None = None, **
     files = resolve_parquet_inputs(input_path)
     started_here = not ray.is_initialized()
     if started_here:
-        init_local_ray()
+        # Actors hold their CPUs for the whole run: leave one for reading and writing.
+        actors_cpus = options.get("concurrency", 1) * options.get("num_cpus", 1)
+        init_local_ray(num_cpus=max(os.cpu_count() or 1, int(actors_cpus) + 1))
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True

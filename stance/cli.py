@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--concurrency", type=int, default=1, help="ray: actors, one model each (default: 1)")
     score.add_argument("--num-gpus", type=float, default=0, help="ray: GPUs per actor (default: 0)")
+    score.add_argument("--cpus-per-actor", type=float, default=1, help="ray: CPUs reserved per actor (default: 1)")
     score.add_argument("--ray-batch-size", type=int, default=1024, help="ray: rows per actor batch (default: 1024)")
     score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     score.add_argument(
@@ -242,6 +243,7 @@ def _run_score_ray(args: argparse.Namespace) -> int:
         args.model,
         concurrency=args.concurrency,
         num_gpus=args.num_gpus,
+        num_cpus=args.cpus_per_actor,
         batch_size=args.ray_batch_size,
         premise_column=args.premise_column,
         hypothesis_column=args.hypothesis_column,

@@ -24,7 +24,7 @@ def local_ray():
     ray = pytest.importorskip("ray")
     from stance.model.ray_engine import init_local_ray
 
-    init_local_ray(num_cpus=2)
+    init_local_ray(num_cpus=3)  # two actors + one CPU for reading and writing
     yield ray
     ray.shutdown()
 
