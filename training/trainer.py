@@ -21,7 +21,7 @@ from transformers import EarlyStoppingCallback, Trainer, set_seed
 from stance.eval.metrics import classification_metrics
 from stance.model.classifier import StanceClassifier
 from stance.model.errors import ConfigError
-from stance.model.labels import ID2LABEL, LABEL2ID, LABELS
+from stance.model.labels import ID2LABEL, LABEL2ID, LABELS, checkpoint_to_canonical_order
 from stance.model.loading import load_hf_model, load_tokenizer, resolve_model_source
 from stance.model.metadata import StanceMetadata, library_versions
 from stance.training.config import StanceConfig
@@ -35,10 +35,12 @@ ADAPTER_DIR = "adapter"
 class _PairDataset(torch.utils.data.Dataset):
     """Pre-tokenised pairs; the collator pads each batch to its own longest row."""
 
-    def __init__(self, tokenizer, data: PairData, max_length: int) -> None:
+    def __init__(self, tokenizer, data: PairData, max_length: int, head_order: list[int]) -> None:
         encoded = tokenizer(data.premises, data.hypotheses, truncation="longest_first", max_length=max_length)
+        # head_order[canonical label id] = the model output that stands for that label
         self.features = [
-            {key: encoded[key][i] for key in encoded.keys()} | {"labels": data.labels[i]} for i in range(len(data))
+            {key: encoded[key][i] for key in encoded.keys()} | {"labels": head_order[data.labels[i]]}
+            for i in range(len(data))
         ]
         # Trainer's group_by_length sampler reads the lengths from this column name.
         for feature in self.features:
@@ -62,9 +64,31 @@ def _collator(tokenizer):
     return collate
 
 
+def nli_head_order(base_config, label_map: dict[str, str] | None) -> list[int] | None:
+    """The base checkpoint's output index for each canonical label when it already has a
+    3-way NLI head (to keep and fine-tune), or None when a new head must be made."""
+    names = [str(name) for name in (getattr(base_config, "id2label", None) or {}).values()]
+    if len(names) != len(LABELS) or (all(name.startswith("LABEL_") for name in names) and not label_map):
+        return None
+    return checkpoint_to_canonical_order(base_config.id2label, label_map)
+
+
 def _build_model(config: StanceConfig):
+    from transformers import AutoConfig
+
     source = resolve_model_source(config.model.base)
-    overrides = {"num_labels": len(LABELS), "id2label": dict(ID2LABEL), "label2id": dict(LABEL2ID)}
+    try:
+        base_config = AutoConfig.from_pretrained(source, trust_remote_code=config.model.trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"model.base {config.model.base!r}: cannot read its config ({error})") from None
+    head_order = nli_head_order(base_config, config.model.label_map)
+    if head_order is None:
+        overrides = {"num_labels": len(LABELS), "id2label": dict(ID2LABEL), "label2id": dict(LABEL2ID)}
+        head_order = list(range(len(LABELS)))
+    else:
+        # Keep the trained NLI head and name its outputs canonically, in its own order.
+        id2label = {head_order[c]: label for c, label in enumerate(LABELS)}
+        overrides = {"id2label": id2label, "label2id": {label: index for index, label in id2label.items()}}
     if config.model.attention_dropout is not None:
         # Attention dropout is very expensive on CPU (1.3-3.5x slower training, measured).
         overrides["attention_probs_dropout_prob"] = config.model.attention_dropout
@@ -86,13 +110,16 @@ def _build_model(config: StanceConfig):
                 target_modules=list(lora.target_modules),
             ),
         )
-    return model, tokenizer, source
+    return model, tokenizer, source, head_order
 
 
-def _class_weights(data: PairData) -> torch.Tensor:
+def _class_weights(data: PairData, head_order: list[int]) -> torch.Tensor:
+    """Inverse-frequency weights, indexed by model output (head order)."""
     counts = np.bincount(np.asarray(data.labels), minlength=len(LABELS)).astype(np.float64)
     weights = len(data.labels) / (len(LABELS) * np.maximum(counts, 1.0))
-    return torch.tensor(weights, dtype=torch.float32)
+    by_output = np.empty(len(LABELS))
+    by_output[head_order] = weights
+    return torch.tensor(by_output, dtype=torch.float32)
 
 
 def _training_arguments(config: StanceConfig, has_dev: bool):
@@ -149,16 +176,16 @@ def train(config: StanceConfig) -> Path:
         raise ConfigError("data.train: no rows left after filters and caps")
     logger.info("training rows: %d %s", len(train_data), train_data.label_counts())
 
-    model, tokenizer, source = _build_model(config)
+    model, tokenizer, source, head_order = _build_model(config)
     max_length = config.model.max_length
-    train_set = _PairDataset(tokenizer, train_data, max_length)
-    eval_sets = {name: _PairDataset(tokenizer, data, max_length) for name, (data, _) in dev_sets.items()}
+    train_set = _PairDataset(tokenizer, train_data, max_length, head_order)
+    eval_sets = {name: _PairDataset(tokenizer, data, max_length, head_order) for name, (data, _) in dev_sets.items()}
     has_dev = bool(eval_sets)
     args = _training_arguments(config, has_dev)
 
     loss_fn = None
     if config.training.class_weighted_loss:
-        weights = _class_weights(train_data)
+        weights = _class_weights(train_data, head_order)
 
         def loss_fn(outputs, labels, num_items_in_batch=None):
             return torch.nn.functional.cross_entropy(outputs.logits.float(), labels, weight=weights.to(labels.device))
@@ -174,7 +201,7 @@ def train(config: StanceConfig) -> Path:
         eval_dataset=eval_sets if has_dev else None,
         processing_class=tokenizer,
         compute_loss_func=loss_fn,
-        compute_metrics=_compute_metrics,
+        compute_metrics=_metrics_in_canonical_order(head_order),
         callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=config.training.resume_from_checkpoint)
@@ -200,12 +227,20 @@ class StanceTrainer(Trainer):
         return results
 
 
-def _compute_metrics(prediction) -> dict:
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    metrics = classification_metrics(prediction.label_ids, np.asarray(logits).argmax(axis=1))
-    flat = {"macro_f1": metrics["macro_f1"], "accuracy": metrics["accuracy"]}
-    flat.update({f"f1_{label}": values["f1"] for label, values in metrics["per_class"].items()})
-    return flat
+def _metrics_in_canonical_order(head_order: list[int]):
+    """compute_metrics for Trainer: model outputs are mapped back to canonical label ids."""
+    canonical_of_output = np.argsort(head_order)
+
+    def compute_metrics(prediction) -> dict:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        y_true = canonical_of_output[np.asarray(prediction.label_ids)]
+        y_pred = canonical_of_output[np.asarray(logits).argmax(axis=1)]
+        metrics = classification_metrics(y_true, y_pred)
+        flat = {"macro_f1": metrics["macro_f1"], "accuracy": metrics["accuracy"]}
+        flat.update({f"f1_{label}": values["f1"] for label, values in metrics["per_class"].items()})
+        return flat
+
+    return compute_metrics
 
 
 def _save(model, tokenizer, config, source, train_prints, dev_sets, metrics, seconds, output: Path) -> None:
@@ -227,7 +262,6 @@ def _save(model, tokenizer, config, source, train_prints, dev_sets, metrics, sec
         _portable_adapter_config(adapter_dir / "adapter_config.json", config.model.base)
         replace(metadata).save(adapter_dir)
         model = model.merge_and_unload()
-    model.config.id2label, model.config.label2id = dict(ID2LABEL), dict(LABEL2ID)
     classifier = StanceClassifier(model, tokenizer, metadata, device="cpu")
     if config.training.calibrate and dev_sets:
         _calibrate(classifier, [data for data, _ in dev_sets.values()], config.training.eval_batch_size)

@@ -1,0 +1,56 @@
+"""Fine-tuning from a checkpoint that already has a 3-way NLI head keeps that head, by name."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from stance.model import StanceClassifier
+from stance.training.config import load_config
+from stance.training.trainer import nli_head_order
+from tests.conftest import REPO, build_tiny_model_dir
+
+
+def test_head_order_detection():
+    from transformers import BertConfig
+
+    fresh = BertConfig()  # LABEL_0, LABEL_1
+    assert nli_head_order(fresh, None) is None
+    cross_encoder = BertConfig(id2label={0: "contradiction", 1: "entailment", 2: "neutral"})
+    assert nli_head_order(cross_encoder, None) == [1, 0, 2]
+    anonymous = BertConfig(id2label={0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
+    assert nli_head_order(anonymous, None) is None
+    assert nli_head_order(anonymous, {"LABEL_0": "neutral", "LABEL_1": "support", "LABEL_2": "contradict"}) == [1, 2, 0]
+
+
+@pytest.mark.slow
+def test_training_keeps_and_names_an_nli_head(tmp_path, data_dir):
+    base = build_tiny_model_dir(
+        tmp_path / "nli-base", id2label={0: "contradiction", 1: "entailment", 2: "neutral"}, seed=9
+    )
+    before = StanceClassifier.from_pretrained(base, device="cpu")
+    pairs = [("a man is playing", "a man is not playing")]
+    config = load_config(
+        REPO / "configs" / "sick.yaml",
+        [
+            f"model.base={base}",
+            f"data.train.0.path={data_dir / 'sick' / 'train.jsonl'}",
+            "data.train.0.max_rows=64",
+            f"data.dev.0.path={data_dir / 'sick' / 'dev.jsonl'}",
+            "data.dev.0.max_rows=32",
+            "training.max_steps=1",
+            "training.learning_rate=1e-9",
+            "model.max_length=64",
+            f"training.output_dir={tmp_path / 'out'}",
+            "training.calibrate=false",
+        ],
+    )
+    from stance.training.trainer import train
+
+    after = StanceClassifier.from_pretrained(train(config), device="cpu")
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["id2label"] == {"0": "contradict", "1": "support", "2": "neutral"}
+    # A near-zero learning rate: the trained head must still give the checkpoint's answers.
+    np.testing.assert_allclose(after.predict(pairs).probabilities, before.predict(pairs).probabilities, atol=1e-4)
