@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -104,8 +103,16 @@ def worker(system: str, workload: str, model_dir: str, out: str) -> None:
         probabilities = classifier.predict(pairs, batch_size=32).probabilities
     seconds = time.perf_counter() - started
     np.save(out + ".npy", probabilities)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    Path(out + ".json").write_text(json.dumps({"seconds": seconds, "rows": len(pairs), "peak_rss_mb": peak_kb / 1024}))
+    Path(out + ".json").write_text(json.dumps({"seconds": seconds, "rows": len(pairs), "peak_rss_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that over
+    from the parent across fork+exec, so every child would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def run_worker(system: str, workload: str, model_dir: Path, scratch: Path) -> tuple[dict, np.ndarray]:

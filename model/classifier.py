@@ -186,7 +186,9 @@ class StanceClassifier:
             metadata.max_length = max_length
         elif not (local.exists() and (local / "stance.json").exists()):
             metadata.max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
-        model_dir = local if local.exists() else None
+        # Exports are cached next to full model directories; adapter directories (the embedded
+        # default, maybe read-only in site-packages) use the user cache instead.
+        model_dir = local if local.exists() and not is_adapter_dir(local) else None
         return cls(model, tokenizer, metadata, label_map=label_map, device=device, backend=backend, model_dir=model_dir)
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:

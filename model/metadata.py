@@ -41,7 +41,7 @@ class StanceMetadata:
     max_length: int = 256
     long_text: str = "truncate"
     window_stride: int = 32
-    window_aggregation: str = "max_decisive"
+    window_aggregation: str = "mean"  # best of the three on FNC-1 dev (benchmarks/windows.py)
     temperature: float = 1.0
     training: dict[str, Any] = field(default_factory=dict)
     data_fingerprints: dict[str, Any] = field(default_factory=dict)

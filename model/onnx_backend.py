@@ -92,7 +92,8 @@ def build_onnx(model: torch.nn.Module, model_dir: Path | None, quantize: bool, w
         raise ModelLoadError("the onnx backends need onnx and onnxruntime: pip install 'stance[onnx]'") from None
     key = weights_key(model)
     cache = _cache_dir(model_dir, key)
-    final = cache / f"model-{'int8' if quantize else 'fp32'}-{key[:12]}.onnx"
+    # The name carries the quantisation scheme, so a changed scheme never reuses an old file.
+    final = cache / f"model-{'int8pc' if quantize else 'fp32'}-{key[:12]}.onnx"
     if final.exists():
         return final
     cache.mkdir(parents=True, exist_ok=True)
@@ -108,10 +109,12 @@ def build_onnx(model: torch.nn.Module, model_dir: Path | None, quantize: bool, w
         if quantize:
             # DefaultTensorType: without it quantising the fused graph fails ("Unable to find data type").
             with _root_logger_at(logging.ERROR):  # the quantiser logs generic advice on the root logger
+                # Per-channel scales: label agreement with fp32 on SICK 94.5% -> 98.1%, same speed.
                 quantize_dynamic(
                     str(fused),
                     str(staged),
                     weight_type=QuantType.QInt8,
+                    per_channel=True,
                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
                 )
         else:

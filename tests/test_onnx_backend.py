@@ -36,7 +36,7 @@ def test_export_is_cached_and_fused(model_copy):
     import onnx
 
     StanceClassifier.from_pretrained(model_copy, device="cpu", backend="onnx-int8")
-    files = sorted((model_copy / "onnx").glob("model-int8-*.onnx"))
+    files = sorted((model_copy / "onnx").glob("model-int8pc-*.onnx"))
     assert len(files) == 1
     stamp = files[0].stat().st_mtime_ns
     StanceClassifier.from_pretrained(model_copy, device="cpu", backend="onnx-int8")
