@@ -307,6 +307,7 @@ class StanceClassifier:
         symmetric: bool = False,
         long_text: str | None = None,
         progress: bool = False,
+        abstain_threshold: float | None = None,
     ) -> StancePrediction:
         """Label pairs as support / contradict / neutral.
 
@@ -319,6 +320,9 @@ class StanceClassifier:
                 rows, so the answer does not depend on which text came first.
             long_text: ``truncate`` or ``window`` (default: the model's stance.json).
             progress: show a tqdm progress bar.
+            abstain_threshold: label a pair ``neutral`` unless its support or contradict
+                probability reaches this (pick it from ``stance eval``'s precision/coverage
+                plot); the probabilities are unchanged.
 
         Returns:
             A :class:`StancePrediction` (labels, (N, 3) probabilities, truncation flags).
@@ -328,14 +332,20 @@ class StanceClassifier:
         if mode == "window":
             from stance.model.windows import predict_windowed
 
-            return predict_windowed(self, premises, hyps, batch_size=batch_size, symmetric=symmetric, progress=progress)
-        if mode != "truncate":
+            result = predict_windowed(
+                self, premises, hyps, batch_size=batch_size, symmetric=symmetric, progress=progress
+            )
+        elif mode == "truncate":
+            probabilities, truncated = self.score_pairs(
+                premises, hyps, batch_size=batch_size, symmetric=symmetric, progress=progress
+            )
+            labels = [LABELS[i] for i in probabilities.argmax(axis=1)]
+            result = StancePrediction(labels=labels, probabilities=probabilities, truncated=truncated)
+        else:
             raise InputDataError(f"long_text must be 'truncate' or 'window', got {mode!r}")
-        probabilities, truncated = self.score_pairs(
-            premises, hyps, batch_size=batch_size, symmetric=symmetric, progress=progress
-        )
-        labels = [LABELS[i] for i in probabilities.argmax(axis=1)]
-        return StancePrediction(labels=labels, probabilities=probabilities, truncated=truncated)
+        if abstain_threshold is not None:
+            result.labels = abstain_labels(result.probabilities, abstain_threshold)
+        return result
 
     def predict_df(
         self,
@@ -369,6 +379,20 @@ class StanceClassifier:
         from stance.model.scoring import score_file
 
         return score_file(self, input_path, output_path, **options)
+
+
+def abstain_labels(probabilities: np.ndarray, threshold: float) -> list[str]:
+    """``neutral`` unless the larger of the support/contradict probabilities reaches ``threshold``.
+
+    The same rule as ``stance.eval.metrics.abstain_predictions`` (a test keeps them equal;
+    model/ may not import eval/).
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise InputDataError(f"abstain threshold must be between 0 and 1, got {threshold}")
+    support, contradict = LABELS.index("support"), LABELS.index("contradict")
+    decided = np.where(probabilities[:, support] >= probabilities[:, contradict], support, contradict)
+    confident = probabilities[:, [support, contradict]].max(axis=1) >= threshold
+    return [LABELS[i] if ok else "neutral" for i, ok in zip(decided, confident, strict=True)]
 
 
 def _looks_like_local_path(text: str) -> bool:

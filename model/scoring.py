@@ -57,6 +57,7 @@ def score_frame(
     long_text: str | None = None,
     progress=None,
     prefix: str = "",
+    abstain_threshold: float | None = None,
 ) -> pd.DataFrame:
     """Score one DataFrame; returns it with the added columns, rows and index unchanged.
 
@@ -82,6 +83,7 @@ def score_frame(
             batch_size=batch_size,
             symmetric=symmetric,
             long_text=mode,
+            abstain_threshold=abstain_threshold,
         )
         labels[valid] = result.labels
         probabilities[valid] = result.probabilities
@@ -185,6 +187,7 @@ def score_file(
     resume: bool = False,
     progress: bool = False,
     prefix: str = "",
+    abstain_threshold: float | None = None,
 ) -> Path:
     """Score every row of ``input_path`` into ``output_path``, streaming in chunks.
 
@@ -215,6 +218,7 @@ def score_file(
         "output_format": out_fmt,
         "model": classifier.metadata.base_model,
         "prefix": prefix,
+        "abstain_threshold": abstain_threshold,
     }
     chunks = iter_chunks(input_path, chunk_rows, in_fmt)
     first = next(chunks)
@@ -250,6 +254,7 @@ def score_file(
                 long_text=long_text,
                 progress=bar,
                 prefix=prefix,
+                abstain_threshold=abstain_threshold,
             )
         else:
             scored = chunk

@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--concurrency", type=int, default=1, help="ray: actors, one model each (default: 1)")
     score.add_argument("--num-gpus", type=float, default=0, help="ray: GPUs per actor (default: 0)")
+    score.add_argument(
+        "--abstain-threshold",
+        type=float,
+        default=None,
+        help="label neutral unless support or contradict reaches this probability (see stance eval's precision_coverage.png)",
+    )
     score.add_argument("--cpus-per-actor", type=float, default=1, help="ray: CPUs reserved per actor (default: 1)")
     score.add_argument("--ray-batch-size", type=int, default=1024, help="ray: rows per actor batch (default: 1024)")
     score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -195,6 +201,7 @@ def _run_score(args: argparse.Namespace) -> int:
         symmetric=args.symmetric,
         long_text=args.long_text,
         prefix=args.output_prefix,
+        abstain_threshold=args.abstain_threshold,
     )
     if args.output is None:
         from stance.model.scoring import score_frame

@@ -139,3 +139,23 @@ def test_score_prints_a_table_without_output(tmp_path, tiny_model_dir):
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["premise", "hypothesis", "label"]
     assert "ERROR" in lines[3] and "empty premise" in lines[3]
+
+
+def test_score_abstain_threshold(tmp_path, tiny_model_dir):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"premise": f"a man {i}", "hypothesis": "a dog"}) + "\n" for i in range(5)))
+    out = tmp_path / "out.jsonl"
+    result = run(
+        "score",
+        "--model",
+        str(tiny_model_dir),
+        "--input",
+        str(pairs),
+        "--output",
+        str(out),
+        "--abstain-threshold",
+        "1.0",
+        "--no-progress",
+    )
+    assert result.returncode == 0, result.stderr
+    assert {json.loads(line)["label"] for line in out.read_text().splitlines()} == {"neutral"}

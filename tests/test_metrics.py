@@ -103,3 +103,16 @@ def test_reliability_bins_count_every_row():
     bins = reliability_bins(probabilities, [0, 1, 1], n_bins=10)
     assert sum(b["count"] for b in bins) == 3
     assert [b for b in bins if b["count"]][0]["accuracy"] == 0.0  # conf 0.4 bin: predicted 0, truth 1
+
+
+def test_model_and_eval_abstain_rules_agree():
+    from stance.eval.metrics import abstain_predictions
+    from stance.model.classifier import abstain_labels
+    from stance.model.labels import LABELS
+
+    rng = np.random.default_rng(1)
+    probabilities = rng.dirichlet([1, 1, 1], size=500)
+    for threshold in (0.0, 0.3, 0.5, 0.8):
+        assert abstain_labels(probabilities, threshold) == [
+            LABELS[i] for i in abstain_predictions(probabilities, threshold)
+        ]
