@@ -59,7 +59,8 @@ def test_short_real_training_run_saves_loadable_models(tmp_path, data_dir):
         [p for p, _ in pairs], [h for _, h in pairs], padding=True, truncation=True, max_length=64, return_tensors="pt"
     )
     with torch.no_grad():
-        reference = torch.softmax(plain(**batch).logits.double(), -1).numpy()
+        # Training calibrates by default: our probabilities are softmax(logits / T).
+        reference = torch.softmax(plain(**batch).logits.double() / full.metadata.temperature, -1).numpy()
     order = [plain.config.label2id[label] for label in LABELS]
     np.testing.assert_allclose(full.predict(pairs).probabilities, reference[:, order], atol=1e-5)
     metadata = json.loads((output / "stance.json").read_text())
