@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -260,13 +259,12 @@ def _save(model, tokenizer, config, source, train_prints, dev_sets, metrics, sec
         adapter_dir.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(adapter_dir, safe_serialization=True)
         _portable_adapter_config(adapter_dir / "adapter_config.json", config.model.base)
-        replace(metadata).save(adapter_dir)
         model = model.merge_and_unload()
     classifier = StanceClassifier(model, tokenizer, metadata, device="cpu")
     if config.training.calibrate and dev_sets:
         _calibrate(classifier, [data for data, _ in dev_sets.values()], config.training.eval_batch_size)
-        if config.model.lora.enabled:
-            metadata.save(output / ADAPTER_DIR)
+    if config.model.lora.enabled:
+        metadata.save(output / ADAPTER_DIR)  # after calibration, so the adapter carries the temperature
     tmp_full = output / "model.tmp"
     classifier.save_pretrained(tmp_full)
     for item in tmp_full.iterdir():
