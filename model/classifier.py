@@ -417,9 +417,22 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
     if not metadata.base_model:
         raise ModelLoadError(f"{directory}: adapter directory without a base_model in stance.json")
     base_source = resolve_model_source(metadata.base_model)
-    base = load_hf_model(
-        base_source, trust_remote_code=trust_remote_code, num_labels=len(LABELS), id2label=ID2LABEL, label2id=LABEL2ID
-    )
+    from transformers.utils import logging as hf_logging
+
+    # The base has no classification head (the adapter brings it): transformers' load report
+    # about the "missing" head is expected here, so it is silenced for this one load.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        base = load_hf_model(
+            base_source,
+            trust_remote_code=trust_remote_code,
+            num_labels=len(LABELS),
+            id2label=ID2LABEL,
+            label2id=LABEL2ID,
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # peft calls a transformers API deprecated in 5.x
