@@ -421,8 +421,9 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
 
     # The base has no classification head (the adapter brings it): transformers' load report
     # about the "missing" head is expected here, so it is silenced for this one load.
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         base = load_hf_model(
             base_source,
@@ -433,6 +434,8 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
         )
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # peft calls a transformers API deprecated in 5.x
