@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,26 +121,41 @@ def _input_fingerprint(path: Path) -> dict:
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "head_sha256": head}
 
 
-def _prepare_parts(parts_dir: Path, manifest: dict, resume: bool) -> set[int]:
-    """Return indices of finished parts; start fresh unless resuming a matching run."""
+def _prepare_parts(parts_dir: Path, manifest: dict, resume: bool, out_fmt: str) -> set[int]:
+    """Return indices of finished parts; start fresh unless resuming a matching run.
+
+    Parts are written only after the manifest, each under a temporary name renamed when
+    complete, so only exact ``part-NNNNNN.<fmt>`` names count as done; a missing manifest
+    means the run died before any part was written.
+    """
     manifest_path = parts_dir / "manifest.json"
-    if parts_dir.exists() and resume:
-        if not manifest_path.exists():
-            raise InputDataError(f"{parts_dir}: no manifest.json; cannot resume, delete the folder to start over")
-        previous = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if previous != manifest:
-            changed = sorted(k for k in set(previous) | set(manifest) if previous.get(k) != manifest.get(k))
-            raise InputDataError(
-                f"cannot resume: {changed} differ from the interrupted run (see {manifest_path}); "
-                f"run with the same input and options, or drop --resume to start over"
-            )
-        return {
-            int(p.name.split("-")[1].split(".")[0]) for p in parts_dir.glob("part-*") if not p.name.endswith(".tmp")
-        }
+    if resume and manifest_path.exists():
+        try:
+            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            previous = None  # unreachable with the atomic write below; start over to be safe
+        if previous is not None:
+            if previous != manifest:
+                changed = sorted(k for k in set(previous) | set(manifest) if previous.get(k) != manifest.get(k))
+                raise InputDataError(
+                    f"cannot resume: {changed} differ from the interrupted run (see {manifest_path}); "
+                    f"run with the same input and options, or drop --resume to start over"
+                )
+            finished = re.compile(rf"^part-(\d{{6}})\.{re.escape(out_fmt)}$")
+            done = set()
+            for path in parts_dir.iterdir():
+                match = finished.match(path.name)
+                if match:
+                    done.add(int(match.group(1)))
+                elif path.name != "manifest.json":
+                    path.unlink()  # a part whose write was interrupted
+            return done
     if parts_dir.exists():
         shutil.rmtree(parts_dir)
     parts_dir.mkdir(parents=True)
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+    staged = manifest_path.with_name("manifest.json.tmp")
+    staged.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(staged, manifest_path)
     return set()
 
 
@@ -227,7 +243,7 @@ def score_file(
         require_columns(first, {"premise": premise_column, "hypothesis": hypothesis_column}, input_path)
         check_no_collision(first.columns, prefix, manifest["long_text"])
     parts_dir = output_path.with_name(output_path.name + ".parts")
-    done = _prepare_parts(parts_dir, manifest, resume)
+    done = _prepare_parts(parts_dir, manifest, resume, out_fmt)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -148,3 +148,35 @@ def test_reader_round_trip(tmp_path, fmt):
     joined = pd.concat(chunks)
     assert list(joined.index) == list(range(11))
     pd.testing.assert_frame_equal(joined.reset_index(drop=True)[list(frame.columns)], frame, check_dtype=False)
+
+
+def test_resume_ignores_half_written_parts(tmp_path, tiny_classifier, monkeypatch):
+    # A kill inside a part's write leaves e.g. part-000001.jsonl.tmp.partial: it is not finished.
+    import stance.model.scoring as scoring
+
+    source = write_frame(pairs_frame(30), tmp_path / "in.jsonl")
+    reference = score_file(tiny_classifier, source, tmp_path / "ref.jsonl", chunk_rows=10)
+    output, parts = tmp_path / "out.jsonl", tmp_path / "out.jsonl.parts"
+    real, calls = scoring.score_frame, {"n": 0}
+
+    def dies_while_writing_the_second_part(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            (parts / "part-000001.jsonl.tmp.partial").write_text('{"half": ')
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "score_frame", dies_while_writing_the_second_part)
+    with pytest.raises(KeyboardInterrupt):
+        score_file(tiny_classifier, source, output, chunk_rows=10)
+    monkeypatch.setattr(scoring, "score_frame", real)
+    score_file(tiny_classifier, source, output, chunk_rows=10, resume=True)
+    assert output.read_bytes() == reference.read_bytes()
+
+
+def test_resume_without_manifest_starts_over(tmp_path, tiny_classifier):
+    source = write_frame(pairs_frame(12), tmp_path / "in.jsonl")
+    reference = score_file(tiny_classifier, source, tmp_path / "ref.jsonl", chunk_rows=5)
+    (tmp_path / "out.jsonl.parts").mkdir()  # killed between mkdir and the manifest
+    score_file(tiny_classifier, source, tmp_path / "out.jsonl", chunk_rows=5, resume=True)
+    assert (tmp_path / "out.jsonl").read_bytes() == reference.read_bytes()
