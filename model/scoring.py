@@ -160,11 +160,10 @@ def _prepare_parts(parts_dir: Path, manifest: dict, resume: bool, out_fmt: str) 
 
 
 def _write_part(frame: pd.DataFrame, path: Path, fmt: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    writer = TableWriter(tmp, fmt)
+    # TableWriter writes <part>.partial and renames it: a part exists whole or not at all.
+    writer = TableWriter(path, fmt)
     writer.write(frame)
     writer.close()
-    os.replace(tmp, path)
 
 
 def _join_parts(parts: list[Path], output: Path, fmt: str) -> None:

@@ -226,22 +226,18 @@ class TableWriter:
         >>> writer.write(frame); writer.close()      # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str], fmt: str | None = None, *, append: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], fmt: str | None = None) -> None:
         self.path = Path(path)
         self.format = table_format(self.path, fmt)
         self.partial_path = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._schema: pa.Schema | None = None
         self._parquet: pq.ParquetWriter | None = None
-        self._wrote_header = append
-        if self.format == "parquet":
-            if append:
-                raise InputDataError("Parquet output cannot be appended to; resume rewrites it from its chunks")
-        mode = "ab" if append else "wb"
-        self._handle = None if self.format == "parquet" else open(self.partial_path, mode)
+        self._wrote_header = False
+        self._handle = None if self.format == "parquet" else open(self.partial_path, "wb")
 
     def write(self, frame: pd.DataFrame) -> None:
-        """Append rows; flushes so an interrupted run keeps every finished chunk."""
+        """Append rows (a CSV header is written once, before the first rows)."""
         if self.format == "jsonl":
             # json.dumps keeps floats exact (pandas.to_json rounds to 10 digits); NaN -> null.
             lines = [
@@ -269,24 +265,16 @@ class TableWriter:
             else:
                 table = table.cast(self._schema, safe=False) if table.schema != self._schema else table
             self._parquet.write_table(table)
-        if self._handle is not None:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
 
     def close(self) -> Path:
-        """Finish the file and move it to its final name; returns the final path."""
+        """Flush to disk, then move the file to its final name; returns the final path."""
         if self._parquet is not None:
             self._parquet.close()
         elif self.format == "parquet":
             pq.write_table(pa.table({}), self.partial_path)
         if self._handle is not None:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
             self._handle.close()
         os.replace(self.partial_path, self.path)
         return self.path
-
-    def abort(self) -> None:
-        """Close without renaming (the ``.partial`` file stays for --resume)."""
-        if self._parquet is not None:
-            self._parquet.close()
-        if self._handle is not None:
-            self._handle.close()

@@ -151,7 +151,7 @@ def test_reader_round_trip(tmp_path, fmt):
 
 
 def test_resume_ignores_half_written_parts(tmp_path, tiny_classifier, monkeypatch):
-    # A kill inside a part's write leaves e.g. part-000001.jsonl.tmp.partial: it is not finished.
+    # A kill inside a part's write leaves e.g. part-000001.jsonl.partial: it is not finished.
     import stance.model.scoring as scoring
 
     source = write_frame(pairs_frame(30), tmp_path / "in.jsonl")
@@ -162,7 +162,7 @@ def test_resume_ignores_half_written_parts(tmp_path, tiny_classifier, monkeypatc
     def dies_while_writing_the_second_part(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
-            (parts / "part-000001.jsonl.tmp.partial").write_text('{"half": ')
+            (parts / "part-000001.jsonl.partial").write_text('{"half": ')
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
