@@ -65,6 +65,7 @@ def score_dataset(
     long_text: str | None = None,
     model_batch_size: int = 32,
     prefix: str = "",
+    abstain_threshold: float | None = None,
     **classifier_options: Any,
 ):
     """Add stance columns to a ``ray.data.Dataset`` (lazy; returns a new Dataset).
@@ -76,6 +77,7 @@ def score_dataset(
             one more for reading and writing, or the pipeline waits forever.
         batch_size: rows handed to an actor at a time (Ray's batch); the model itself
             batches ``model_batch_size`` pairs per forward pass inside it.
+        abstain_threshold: as in ``StanceClassifier.predict``.
         classifier_options: passed to ``StanceClassifier.from_pretrained`` (device, backend...).
     """
     _require_ray()
@@ -88,6 +90,7 @@ def score_dataset(
         "symmetric": symmetric,
         "long_text": long_text,
         "prefix": prefix,
+        "abstain_threshold": abstain_threshold,
     }
     return dataset.map_batches(
         StanceBatchScorer,

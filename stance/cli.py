@@ -71,17 +71,34 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hypothesis-column", default="hypothesis")
 
 
+def _classifier_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of ``StanceClassifier.from_pretrained`` (model aside) from the CLI flags."""
+    return {
+        "device": args.device,
+        "label_map": _key_values(args.checkpoint_label_map, "--checkpoint-label-map"),
+        "trust_remote_code": args.trust_remote_code,
+        "max_length": args.max_length,
+        "backend": args.backend,
+    }
+
+
 def _load_classifier(args: argparse.Namespace):
     from stance.model.classifier import StanceClassifier
 
-    return StanceClassifier.from_pretrained(
-        args.model,
-        device=args.device,
-        label_map=_key_values(args.checkpoint_label_map, "--checkpoint-label-map"),
-        trust_remote_code=args.trust_remote_code,
-        max_length=args.max_length,
-        backend=args.backend,
-    )
+    return StanceClassifier.from_pretrained(args.model, **_classifier_options(args))
+
+
+def _score_options(args: argparse.Namespace) -> dict:
+    """How each pair is scored and named (shared by the local and the Ray engine)."""
+    return {
+        "premise_column": args.premise_column,
+        "hypothesis_column": args.hypothesis_column,
+        "batch_size": args.batch_size,
+        "symmetric": args.symmetric,
+        "long_text": args.long_text,
+        "prefix": args.output_prefix,
+        "abstain_threshold": args.abstain_threshold,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,15 +211,7 @@ def _run_score(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return _run_score_ray(args)
     classifier = _load_classifier(args)
-    options = dict(
-        premise_column=args.premise_column,
-        hypothesis_column=args.hypothesis_column,
-        batch_size=args.batch_size,
-        symmetric=args.symmetric,
-        long_text=args.long_text,
-        prefix=args.output_prefix,
-        abstain_threshold=args.abstain_threshold,
-    )
+    options = _score_options(args)
     if args.output is None:
         from stance.model.scoring import score_frame
         from stance.model.tables import read_table, require_columns
@@ -244,6 +253,10 @@ def _run_score_ray(args: argparse.Namespace) -> int:
 
     if args.output is None:
         raise StanceError("--engine ray writes Parquet files: pass --output DIR")
+    options = _score_options(args)
+    classifier_options = _classifier_options(args)
+    if args.device == "auto":  # an actor uses the GPU only when Ray gives it one
+        classifier_options["device"] = "cuda" if args.num_gpus else "cpu"
     output = score_parquet(
         args.input,
         args.output,
@@ -252,17 +265,9 @@ def _run_score_ray(args: argparse.Namespace) -> int:
         num_gpus=args.num_gpus,
         num_cpus=args.cpus_per_actor,
         batch_size=args.ray_batch_size,
-        premise_column=args.premise_column,
-        hypothesis_column=args.hypothesis_column,
-        symmetric=args.symmetric,
-        long_text=args.long_text,
-        model_batch_size=args.batch_size,
-        prefix=args.output_prefix,
-        device=args.device if args.device != "auto" else "cpu" if not args.num_gpus else "cuda",
-        backend=args.backend,
-        max_length=args.max_length,
-        trust_remote_code=args.trust_remote_code,
-        label_map=_key_values(args.checkpoint_label_map, "--checkpoint-label-map"),
+        model_batch_size=options.pop("batch_size"),
+        **options,
+        **classifier_options,
     )
     print(f"wrote {output}", file=sys.stderr)
     return 0

@@ -90,3 +90,21 @@ def test_two_process_ddp_training_on_cpu(tmp_path, tiny_model_dir, data_dir):
     assert sorted(p.name for p in output.iterdir() if not p.is_dir()) == sorted(
         ["config.json", "model.safetensors", "stance.json", "tokenizer.json", "tokenizer_config.json"]
     )
+
+
+def test_ray_cli_applies_every_scoring_option(tmp_path, tiny_model_dir, local_ray):
+    from stance.cli import main
+
+    source = tmp_path / "in"
+    source.mkdir()
+    frame = pairs_frame(12)
+    frame["label"] = "gold"
+    frame.to_parquet(source / "part-0.parquet", index=False)
+    code = main(
+        ["score", "--engine", "ray", "--model", str(tiny_model_dir), "--input", str(source), "--output", str(tmp_path / "out"),
+         "--abstain-threshold", "1.0", "--output-prefix", "pred_", "--device", "cpu"]
+    )  # fmt: skip
+    assert code == 0
+    out = pd.concat(pd.read_parquet(p) for p in (tmp_path / "out").glob("*.parquet"))
+    assert len(out) == 12 and set(out["label"]) == {"gold"}
+    assert set(out["pred_label"]) == {"neutral"}  # threshold 1.0: nothing is confident enough
