@@ -25,7 +25,7 @@ from stance.eval.metrics import (
 )
 from stance.eval.plots import plot_confusion_matrix, plot_precision_coverage, plot_reliability
 from stance.eval.report import render_comparison, write_metrics_json, write_report
-from stance.model.batching import token_counts
+from stance.model.batching import progress_bar, token_counts
 from stance.model.classifier import StanceClassifier
 from stance.model.labels import LABELS
 from stance.training.config import DatasetConfig
@@ -224,11 +224,7 @@ def calibrate_classifier(
     for spec in specs:
         data.extend(load_dataset_file(spec))
     encoded = classifier.encode(data.premises, data.hypotheses)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(data), unit="pair", desc="calibrating")
+    bar = progress_bar(len(data), progress, desc="calibrating")
     logits = classifier.logits(encoded, batch_size=batch_size, progress=bar).astype(np.float64)
     if bar is not None:
         bar.close()

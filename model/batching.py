@@ -100,6 +100,18 @@ def encode_pairs(tokenizer, premises: Sequence[str], hypotheses: Sequence[str], 
     return EncodedPairs(input_ids=input_ids, token_type_ids=token_type_ids, truncated=truncated)
 
 
+def progress_bar(total: int | None, enabled: bool, desc: str | None = None):
+    """A tqdm bar counting pairs (with pairs/s), or None when progress is off.
+
+    ``total`` may be None when the number of rows is not known in advance (streamed files).
+    """
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="pair", desc=desc, dynamic_ncols=True)
+
+
 def untruncated_backend(tokenizer):
     """The fast tokenizer's Rust backend with truncation and padding switched off, or None.
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from stance.model.batching import EncodedPairs, collate, encode_pairs, length_sorted_batches
+from stance.model.batching import EncodedPairs, collate, encode_pairs, length_sorted_batches, progress_bar
 from stance.model.errors import InputDataError, ModelLoadError
 from stance.model.labels import LABELS, checkpoint_to_canonical_order
 from stance.model.loading import (
@@ -283,7 +283,7 @@ class StanceClassifier:
 
         With ``symmetric`` both orders are scored and their probabilities averaged.
         """
-        bar = _progress_bar(len(premises) * (2 if symmetric else 1), progress)
+        bar = progress_bar(len(premises) * (2 if symmetric else 1), progress)
         encoded = self.encode(premises, hypotheses)
         probabilities = self.probabilities_from_logits(self.logits(encoded, batch_size=batch_size, progress=bar))
         truncated = encoded.truncated
@@ -398,14 +398,6 @@ def abstain_labels(probabilities: np.ndarray, threshold: float) -> list[str]:
 def _looks_like_local_path(text: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything else that does not exist is a missing path."""
     return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
-
-
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="pair", dynamic_ncols=True)
 
 
 def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_code: bool):

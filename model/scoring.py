@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from stance.model.batching import progress_bar
 from stance.model.errors import InputDataError
 from stance.model.labels import LABELS
 from stance.model.tables import TableWriter, iter_chunks, open_parquet, require_columns, table_format
@@ -245,10 +246,8 @@ def score_file(
     done = _prepare_parts(parts_dir, manifest, resume, out_fmt)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         total = open_parquet(input_path).metadata.num_rows if in_fmt == "parquet" else None
-        bar = tqdm(total=total, unit="pair", desc="scoring", dynamic_ncols=True)
+        bar = progress_bar(total, progress, desc="scoring")
     parts: list[Path] = []
     for index, chunk in enumerate(itertools.chain([first], chunks)):
         part = parts_dir / f"part-{index:06d}.{out_fmt}"
