@@ -80,6 +80,26 @@ def test_caps_weights_and_determinism(tmp_path):
     assert len(half) == 80
 
 
+def test_reverse_contradict_adds_swapped_contradict_rows_only(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", rows(3) + rows(2, "disagree") + rows(4, "unrelated"))
+    data = load_dataset_file(spec(path, augment=("reverse_contradict",), label_caps={"neutral": 1}))
+    assert data.label_counts() == {"support": 3, "contradict": 4, "neutral": 1}
+    pairs = list(zip(data.premises, data.hypotheses, data.labels, strict=True))
+    originals = [(p, h) for p, h, label in pairs[:-2] if label == 1]
+    assert [(p, h) for p, h, _ in pairs[-2:]] == [(h, p) for p, h in originals]
+    assert len(load_dataset_file(spec(path, augment=("reverse_contradict",), weight=2.0))) == 2 * 11
+
+
+def test_unknown_augmentation_is_a_config_error(tmp_path):
+    from stance.model.errors import ConfigError
+    from stance.training.config import load_config
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data:\n  train:\n    - {path: x.jsonl, augment: [reverse_all]}\n")
+    with pytest.raises(ConfigError, match=r"augment: unknown \['reverse_all'\]"):
+        load_config(recipe)
+
+
 def test_fingerprints(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", rows(3))
     data, prints = load_datasets((spec(path, name="toy"),))

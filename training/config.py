@@ -25,6 +25,9 @@ import yaml
 from stance.model.errors import ConfigError
 from stance.model.labels import LABELS
 
+# Label-preserving augmentations a data set may ask for (see DatasetConfig.augment).
+AUGMENTATIONS = ("reverse_contradict",)
+
 
 @dataclass(frozen=True)
 class DatasetConfig:
@@ -42,6 +45,10 @@ class DatasetConfig:
         filter: optional column -> value that rows must equal (e.g. {cross_split: false}).
         source_column: column naming each row's source data set (per-source metrics);
             default: every row's source is ``display_name``.
+        augment: label-preserving augmentations, applied after caps and before weights.
+            ``reverse_contradict`` adds each contradict pair with premise and hypothesis
+            swapped (contradiction is symmetric; support and neutral are not, so they are
+            never reversed).
     """
 
     path: str
@@ -56,6 +63,7 @@ class DatasetConfig:
     weight: float = 1.0
     filter: dict[str, Any] | None = None
     source_column: str | None = None
+    augment: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
@@ -273,6 +281,9 @@ def validate_config(config: StanceConfig) -> None:
             for label in dataset.label_caps or {}:
                 if label not in LABELS:
                     raise ConfigError(f"{where}.label_caps: unknown label {label!r}; expected one of {list(LABELS)}")
+            unknown_augment = sorted(set(dataset.augment) - set(AUGMENTATIONS))
+            if unknown_augment:
+                raise ConfigError(f"{where}.augment: unknown {unknown_augment}; expected any of {list(AUGMENTATIONS)}")
             if dataset.weight <= 0:
                 raise ConfigError(f"{where}.weight: must be > 0, got {dataset.weight}")
     if config.model.long_text not in ("truncate", "window"):

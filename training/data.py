@@ -133,6 +133,17 @@ def _cap_and_weight(data: PairData, spec: DatasetConfig, seed: int) -> PairData:
         indices = np.sort(np.concatenate(keep))
     if spec.max_rows is not None and len(indices) > spec.max_rows:
         indices = np.sort(rng.choice(indices, size=spec.max_rows, replace=False))
+    if "reverse_contradict" in spec.augment:
+        contradict = LABEL2ID["contradict"]
+        reversed_rows = data.take(indices)
+        flipped = [i for i, label in enumerate(reversed_rows.labels) if label == contradict]
+        reversed_rows = reversed_rows.take(np.asarray(flipped, dtype=np.int64))
+        reversed_rows.premises, reversed_rows.hypotheses = reversed_rows.hypotheses, reversed_rows.premises
+        # Appended rows get new positions, so weights below repeat them like any other row.
+        base = len(data)
+        data = data.take(np.arange(base))
+        data.extend(reversed_rows)
+        indices = np.concatenate([indices, np.arange(base, base + len(reversed_rows))])
     if spec.weight != 1.0:
         whole, fraction = divmod(spec.weight, 1.0)
         extra = rng.choice(indices, size=int(math.floor(fraction * len(indices))), replace=False)
