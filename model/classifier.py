@@ -33,7 +33,7 @@ from stance.model.loading import (
     load_tokenizer,
     resolve_model_source,
 )
-from stance.model.metadata import StanceMetadata, library_versions
+from stance.model.metadata import METADATA_FILE, StanceMetadata, library_versions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,6 +127,9 @@ class StanceClassifier:
         if tokenizer.pad_token_id is None:
             raise ModelLoadError("the tokenizer has no pad token; set tokenizer.pad_token before use")
         self.backend = backend
+        # Where the model was loaded from (set by from_pretrained): its files fingerprint it.
+        self.source_dir: Path | None = None
+        self._fingerprint: dict | None = None
         self._onnx = None
         if backend != "torch":
             from stance.model.onnx_backend import BACKENDS, OnnxRunner, build_onnx
@@ -189,16 +192,51 @@ class StanceClassifier:
         # Exports are cached next to full model directories; adapter directories (the embedded
         # default, maybe read-only in site-packages) use the user cache instead.
         model_dir = local if local.exists() and not is_adapter_dir(local) else None
-        return cls(model, tokenizer, metadata, label_map=label_map, device=device, backend=backend, model_dir=model_dir)
+        classifier = cls(
+            model, tokenizer, metadata, label_map=label_map, device=device, backend=backend, model_dir=model_dir
+        )
+        classifier.source_dir = local if local.exists() else None
+        return classifier
+
+    def fingerprint(self) -> dict:
+        """What identifies this model's outputs: its files' hashes (or, for a model built in
+        memory, its weights' hash), the base model, backend, max length and temperature.
+
+        ``score_file`` records it so ``--resume`` never mixes two models' rows in one output.
+        """
+        if self._fingerprint is None:
+            from stance.model.loading import model_fingerprint
+
+            if self.source_dir is not None:
+                # An adapter's base is named in its files (stance.json), so the files say it all;
+                # the directory's own path is left out, so a copied model resumes its runs.
+                self._fingerprint = {"files": model_fingerprint(self.source_dir)}
+            else:
+                import hashlib
+
+                digest = hashlib.sha256()
+                for name, tensor in sorted(self.model.state_dict().items()):
+                    digest.update(name.encode())
+                    digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+                self._fingerprint = {"weights": digest.hexdigest(), "base_model": self.metadata.base_model}
+        return self._fingerprint | {
+            "backend": self.backend,
+            "max_length": self.max_length,
+            "temperature": self.metadata.temperature,
+        }
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write a plain Hugging Face directory (canonical ``id2label``) plus ``stance.json``.
 
-        The write is atomic: files go to a temporary sibling directory that replaces
-        ``directory`` only when complete, so a crash never leaves a half-saved model.
+        Files are written to a temporary sibling directory first, then each is moved into
+        ``directory`` with an atomic rename (``stance.json`` last), so a crash never leaves a
+        half-written file. Only the files of the model are replaced: anything else in
+        ``directory`` (checkpoints, data, notes) is left alone, and so is its mode.
         """
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not target.is_dir():
+            raise ModelLoadError(f"{target}: exists and is not a directory; choose a directory to save the model in")
+        target.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             config = self.model.config
@@ -210,14 +248,10 @@ class StanceClassifier:
             self.metadata.versions = self.metadata.versions or library_versions()
             self.metadata.save(staging)
             self.label_order = checkpoint_to_canonical_order(config.id2label)
-            if target.exists():
-                backup = target.with_name(f".{target.name}.old")
-                shutil.rmtree(backup, ignore_errors=True)
-                os.replace(target, backup)
-                os.replace(staging, target)
-                shutil.rmtree(backup, ignore_errors=True)
-            else:
-                os.replace(staging, target)
+            _remove_stale_weights(target, {path.name for path in staging.iterdir()})
+            written = sorted(staging.iterdir(), key=lambda path: path.name == METADATA_FILE)
+            for path in written:
+                os.replace(path, target / path.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return target
@@ -393,6 +427,27 @@ def abstain_labels(probabilities: np.ndarray, threshold: float) -> list[str]:
     decided = np.where(probabilities[:, support] >= probabilities[:, contradict], support, contradict)
     confident = probabilities[:, [support, contradict]].max(axis=1) >= threshold
     return [LABELS[i] if ok else "neutral" for i, ok in zip(decided, confident, strict=True)]
+
+
+def _remove_stale_weights(target: Path, written: set[str]) -> None:
+    """Remove weight files of an earlier save that this save does not replace.
+
+    Only weights are ours to remove: a sharded ``model.safetensors.index.json`` (and the
+    shards it lists) left beside a new single-file save would be loaded instead of it.
+    """
+    index = target / "model.safetensors.index.json"
+    if index.name in written or not index.exists():
+        return
+    import json
+
+    try:
+        shards = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        shards = set()
+    for name in sorted(shards - written):
+        if "/" not in name and name.endswith(".safetensors"):
+            (target / name).unlink(missing_ok=True)
+    index.unlink()
 
 
 def _looks_like_local_path(text: str) -> bool:

@@ -48,6 +48,42 @@ def resolve_model_source(name: str | os.PathLike[str]) -> str:
     return text
 
 
+# Files that decide a model's outputs (weights, configs, tokenizer); notes or checkpoints
+# beside them do not, so editing those does not change the fingerprint.
+_MODEL_FILE_PATTERNS = (
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "config.json",
+    "adapter_config.json",
+    "stance.json",
+    "tokenizer*.json",
+    "special_tokens_map.json",
+    "vocab*",
+    "merges.txt",
+    "*.model",
+)
+
+
+def model_fingerprint(directory: str | os.PathLike[str]) -> dict[str, str]:
+    """sha256 of each file of a model directory that decides its outputs, by file name.
+
+    Read from the files, so it needs no torch; two directories holding the same model
+    give the same fingerprint wherever they are.
+    """
+    import hashlib
+
+    directory = Path(directory)
+    names = sorted({p.name for pattern in _MODEL_FILE_PATTERNS for p in directory.glob(pattern) if p.is_file()})
+    prints = {}
+    for name in names:
+        digest = hashlib.sha256()
+        with open(directory / name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        prints[name] = digest.hexdigest()
+    return prints
+
+
 def is_adapter_dir(path: Path) -> bool:
     """True for a directory that holds a PEFT adapter but no full model."""
     return (path / "adapter_config.json").exists() and not (path / "config.json").exists()

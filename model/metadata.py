@@ -54,8 +54,14 @@ class StanceMetadata:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str) + "\n"
 
     def save(self, directory: str | os.PathLike[str]) -> None:
-        """Write ``stance.json`` into ``directory``."""
-        Path(directory, METADATA_FILE).write_text(self.to_json(), encoding="utf-8")
+        """Write ``stance.json`` into ``directory`` atomically (a temporary file, then a rename)."""
+        path = Path(directory, METADATA_FILE)
+        staged = path.with_name(f".{METADATA_FILE}.{os.getpid()}.tmp")
+        try:
+            staged.write_text(self.to_json(), encoding="utf-8")
+            os.replace(staged, path)
+        finally:
+            staged.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> StanceMetadata:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -128,6 +130,17 @@ def score_parquet(input_path: str, output_dir: str, model: str | None = None, **
     """
     ray = _require_ray()
     files = resolve_parquet_inputs(input_path)
+    target = Path(output_dir)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        what = "a file" if not target.is_dir() else f"a directory with {sum(1 for _ in target.iterdir())} entries"
+        raise InputDataError(
+            f"{target}: already exists ({what}); Ray writes a directory of Parquet files and would mix them with "
+            f"what is there. Choose a new --output directory, or remove this one"
+        )
+    # Ray writes into a staging directory renamed at the end: a failed run leaves no
+    # directory under the final name, and a rerun never appends to an earlier one.
+    staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
     started_here = not ray.is_initialized()
     if started_here:
         # Actors hold their CPUs for the whole run: leave one for reading and writing.
@@ -136,8 +149,12 @@ def score_parquet(input_path: str, output_dir: str, model: str | None = None, **
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
-        score_dataset(ray.data.read_parquet(files), model, **options).write_parquet(output_dir)
+        score_dataset(ray.data.read_parquet(files), model, **options).write_parquet(str(staging))
+        if target.exists():
+            target.rmdir()  # empty, checked above
+        os.replace(staging, target)
     finally:
+        shutil.rmtree(staging, ignore_errors=True)
         if started_here:
             ray.shutdown()
     return output_dir

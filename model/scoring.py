@@ -11,6 +11,7 @@ no scores; every other row is scored.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -115,11 +116,70 @@ def check_no_collision(columns, prefix: str, long_text: str) -> None:
         )
 
 
+STDIO = "-"
+
+
+def is_regular_or_absent(path: Path) -> bool:
+    """True for a regular file or a path that does not exist yet.
+
+    Only these may be written through a temporary file and a rename: renaming over
+    ``/dev/stdout``, a FIFO or a device would replace it with a regular file.
+    """
+    try:
+        import stat
+
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+
+
 def _input_fingerprint(path: Path) -> dict:
     stat = path.stat()
     with open(path, "rb") as handle:
         head = hashlib.sha256(handle.read(1 << 16)).hexdigest()
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "head_sha256": head}
+
+
+class OutputLock:
+    """An exclusive lock on ``<output>.lock`` for the length of one scoring run.
+
+    A second run writing the same output fails at once with a clear error instead of
+    mixing its rows into the first run's parts. The lock is an ``flock``, so the kernel
+    releases it when a run dies, however it dies; a stale lock file is harmless.
+    """
+
+    def __init__(self, output_path: Path) -> None:
+        self.path = output_path.with_name(output_path.name + ".lock")
+        self._handle = None
+
+    def __enter__(self) -> OutputLock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; runs are not protected against each other
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            handle = open(self.path, "a+b")
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                raise InputDataError(
+                    f"{self.path.with_suffix('')}: another stance run is writing this output (lock {self.path}); "
+                    f"wait for it to finish or choose another --output"
+                ) from None
+            # The previous holder may have removed the file between our open and our lock:
+            # then we hold a lock on a deleted file, so take the lock again on the new one.
+            if os.path.exists(self.path) and os.path.samestat(os.fstat(handle.fileno()), os.stat(self.path)):
+                self._handle = handle
+                return self
+            handle.close()
+
+    def __exit__(self, *exc_info) -> None:
+        if self._handle is not None:
+            self.path.unlink(missing_ok=True)
+            self._handle.close()
+            self._handle = None
 
 
 def _prepare_parts(parts_dir: Path, manifest: dict, resume: bool, out_fmt: str) -> set[int]:
@@ -213,26 +273,47 @@ def score_file(
     offsets of the premise window that decided the label).
 
     Args:
-        resume: continue an interrupted run with the same input and options.
+        input_path: a file, or ``-`` for standard input (read once, as it streams; JSONL
+            unless ``input_format`` says otherwise).
+        output_path: a file (written through ``<output>.parts/`` and renamed when complete,
+            locked against a second run), or ``-`` / ``/dev/stdout`` / a pipe: streamed.
+        resume: continue an interrupted run with the same input, options and model
+            (refused for streams, which cannot be re-read).
         prefix: put before every added column name (needed when the input has a ``label`` column).
         progress: show a tqdm bar with pairs/s.
     """
-    input_path, output_path = Path(input_path), Path(output_path)
-    in_fmt = table_format(input_path, input_format)
-    out_fmt = table_format(output_path, output_format or (None if output_path.suffix else in_fmt))
-    if output_path.resolve() == input_path.resolve():
-        raise InputDataError(f"{output_path}: output would overwrite the input; choose another output path")
+    input_path = Path("/dev/stdin") if str(input_path) == STDIO else Path(input_path)
+    output_is_stream = is_stream(output_path)
+    output_path = Path("/dev/stdout") if str(output_path) == STDIO else Path(output_path)
+    if output_path.is_symlink() and not output_is_stream:
+        # Write where the link points: renaming over the link would replace it with a file.
+        output_path = output_path.resolve()
     if not input_path.exists():
         raise InputDataError(f"{input_path}: file not found")
-    manifest = {
-        "input": _input_fingerprint(input_path),
+    # Standard input, FIFOs and devices can be read only once: no fingerprint (reading it
+    # would consume rows), so no resume either.
+    input_is_stream = is_stream(input_path)
+    in_fmt = table_format(input_path, input_format or ("jsonl" if input_is_stream else None))
+    out_fmt = table_format(output_path, output_format or (None if output_path.suffix else in_fmt))
+    if output_path.is_dir():
+        raise InputDataError(
+            f"{output_path}: is a directory; pass an output file name (e.g. {output_path}/scored.{out_fmt})"
+        )
+    if not input_is_stream and output_path.resolve() == input_path.resolve():
+        raise InputDataError(f"{output_path}: output would overwrite the input; choose another output path")
+    if resume and (input_is_stream or output_is_stream):
+        stream = input_path if input_is_stream else output_path
+        raise InputDataError(
+            f"--resume needs a regular input and output file; {stream} is a stream (standard input/output, "
+            f"a pipe or a device), which cannot be re-read or appended to safely. Drop --resume, or use files"
+        )
+    options = {
         "chunk_rows": chunk_rows,
         "premise_column": premise_column,
         "hypothesis_column": hypothesis_column,
         "symmetric": symmetric,
         "long_text": long_text or classifier.metadata.long_text,
         "output_format": out_fmt,
-        "model": classifier.metadata.base_model,
         "prefix": prefix,
         "abstain_threshold": abstain_threshold,
     }
@@ -241,40 +322,87 @@ def score_file(
     # Check the columns before anything is written, so a wrong name leaves nothing behind.
     if len(first.columns) or len(first):
         require_columns(first, {"premise": premise_column, "hypothesis": hypothesis_column}, input_path)
-        check_no_collision(first.columns, prefix, manifest["long_text"])
+        check_no_collision(first.columns, prefix, options["long_text"])
+    chunks = itertools.chain([first], chunks)
+    score = functools.partial(
+        _score_chunk,
+        classifier,
+        input_path=input_path,
+        premise_column=premise_column,
+        hypothesis_column=hypothesis_column,
+        batch_size=batch_size,
+        symmetric=symmetric,
+        long_text=long_text,
+        prefix=prefix,
+        abstain_threshold=abstain_threshold,
+    )
+    total = open_parquet(input_path).metadata.num_rows if in_fmt == "parquet" and not input_is_stream else None
+    bar = progress_bar(total, progress, desc="scoring") if progress else None
+    try:
+        if output_is_stream:
+            _score_to_stream(chunks, score, output_path, out_fmt, bar)
+            return output_path
+        manifest = options | {
+            "input": {"stream": str(input_path)} if input_is_stream else _input_fingerprint(input_path),
+            "model": classifier.fingerprint(),
+        }
+        with OutputLock(output_path):
+            _score_to_file(chunks, score, output_path, out_fmt, manifest, resume, bar)
+        return output_path
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _score_chunk(classifier: StanceClassifier, chunk: pd.DataFrame, *, input_path: Path, progress=None, **options):
+    """Score one chunk read from ``input_path`` (an empty chunk passes through)."""
+    if not (len(chunk.columns) or len(chunk)):
+        return chunk
+    require_columns(
+        chunk, {"premise": options["premise_column"], "hypothesis": options["hypothesis_column"]}, input_path
+    )
+    return score_frame(classifier, chunk, progress=progress, **options)
+
+
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` must be read or written as a stream: ``-``, anything under ``/dev``
+    or ``/proc`` (``/dev/stdout`` even when the shell redirected it to a file), a pipe or a device."""
+    text = os.fspath(path)
+    return text == STDIO or text.startswith(("/dev/", "/proc/")) or not is_regular_or_absent(Path(text))
+
+
+def _score_to_stream(chunks, score, output_path: Path, out_fmt: str, bar) -> None:
+    """Write scored chunks straight to a stream (standard output, a pipe, a device)."""
+    import sys
+
+    standard = {"/dev/stdout": sys.stdout, "/dev/stderr": sys.stderr}.get(str(output_path))
+    if standard is not None:
+        standard.flush()  # whatever was printed before comes first
+        _write_stream(chunks, score, standard.buffer, out_fmt, bar)
+        return
+    with open(output_path, "wb") as handle:
+        _write_stream(chunks, score, handle, out_fmt, bar)
+
+
+def _write_stream(chunks, score, handle, out_fmt: str, bar) -> None:
+    writer = TableWriter(handle, out_fmt)
+    for chunk in chunks:
+        writer.write(score(chunk, progress=bar))
+    writer.close()
+
+
+def _score_to_file(chunks, score, output_path: Path, out_fmt: str, manifest: dict, resume: bool, bar) -> None:
+    """Score into part files under ``<output>.parts/`` (resumable), then join them atomically."""
     parts_dir = output_path.with_name(output_path.name + ".parts")
     done = _prepare_parts(parts_dir, manifest, resume, out_fmt)
-    bar = None
-    if progress:
-        total = open_parquet(input_path).metadata.num_rows if in_fmt == "parquet" else None
-        bar = progress_bar(total, progress, desc="scoring")
     parts: list[Path] = []
-    for index, chunk in enumerate(itertools.chain([first], chunks)):
+    for index, chunk in enumerate(chunks):
         part = parts_dir / f"part-{index:06d}.{out_fmt}"
         parts.append(part)
         if index in done:
             if bar is not None:
                 bar.update(len(chunk))
             continue
-        if len(chunk.columns) or len(chunk):
-            require_columns(chunk, {"premise": premise_column, "hypothesis": hypothesis_column}, input_path)
-            scored = score_frame(
-                classifier,
-                chunk,
-                premise_column=premise_column,
-                hypothesis_column=hypothesis_column,
-                batch_size=batch_size,
-                symmetric=symmetric,
-                long_text=long_text,
-                progress=bar,
-                prefix=prefix,
-                abstain_threshold=abstain_threshold,
-            )
-        else:
-            scored = chunk
-        _write_part(scored, part, out_fmt)
-    if bar is not None:
-        bar.close()
+        _write_part(score(chunk, progress=bar), part, out_fmt)
     _join_parts(parts, output_path, out_fmt)
     shutil.rmtree(parts_dir, ignore_errors=True)
-    return output_path

@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -159,16 +160,24 @@ def _iter_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         ) from None
 
 
-def open_parquet(path: str | os.PathLike[str]) -> pq.ParquetFile:
-    """Open a Parquet file, with a clear error when it is not one."""
+def open_parquet(path: str | os.PathLike[str] | BinaryIO, name: str | os.PathLike[str] | None = None) -> pq.ParquetFile:
+    """Open a Parquet file (or an in-memory buffer named ``name``), with a clear error when it is not one."""
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as error:
-        raise InputDataError(f"{path}: not a readable Parquet file ({error})") from None
+        raise InputDataError(f"{name or path}: not a readable Parquet file ({error})") from None
 
 
 def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    parquet = open_parquet(path)
+    if not path.is_file():
+        # Parquet keeps its index at the end of the file, so a stream (standard input, a
+        # pipe) must be read whole before the first row can be decoded.
+        import io
+
+        with open(path, "rb") as handle:
+            parquet = open_parquet(io.BytesIO(handle.read()), name=path)
+    else:
+        parquet = open_parquet(path)
     start = 0
     yielded = False
     for batch in parquet.iter_batches(batch_size=chunk_rows):
@@ -221,20 +230,32 @@ def _jsonable(record: dict) -> dict:
 class TableWriter:
     """Incremental writer for one output file; atomic: ``<path>.partial`` renamed on close.
 
+    Given an open binary stream instead of a path (standard output, a pipe), it writes
+    straight to the stream: there is nothing to rename.
+
     Example:
         >>> writer = TableWriter("out.jsonl")        # doctest: +SKIP
         >>> writer.write(frame); writer.close()      # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str], fmt: str | None = None) -> None:
-        self.path = Path(path)
-        self.format = table_format(self.path, fmt)
-        self.partial_path = self.path.with_name(self.path.name + ".partial")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: str | os.PathLike[str] | BinaryIO, fmt: str | None = None) -> None:
+        self._stream = None if isinstance(path, (str, os.PathLike)) else path
+        if self._stream is not None:
+            if fmt is None:
+                raise InputDataError("writing to a stream: pass the output format (--output-format)")
+            self.path = Path(getattr(path, "name", "<stream>"))
+            self.format = table_format(self.path, fmt)
+            self.partial_path = None
+            self._handle = self._stream
+        else:
+            self.path = Path(path)
+            self.format = table_format(self.path, fmt)
+            self.partial_path = self.path.with_name(self.path.name + ".partial")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = None if self.format == "parquet" else open(self.partial_path, "wb")
         self._schema: pa.Schema | None = None
         self._parquet: pq.ParquetWriter | None = None
         self._wrote_header = False
-        self._handle = None if self.format == "parquet" else open(self.partial_path, "wb")
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append rows (a CSV header is written once, before the first rows)."""
@@ -261,17 +282,23 @@ class TableWriter:
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self._parquet is None:
                 self._schema = table.schema
-                self._parquet = pq.ParquetWriter(self.partial_path, self._schema)
+                sink = self._stream if self._stream is not None else self.partial_path
+                self._parquet = pq.ParquetWriter(sink, self._schema)
             else:
                 table = table.cast(self._schema, safe=False) if table.schema != self._schema else table
             self._parquet.write_table(table)
+        if self._stream is not None:
+            self._stream.flush()
 
     def close(self) -> Path:
         """Flush to disk, then move the file to its final name; returns the final path."""
         if self._parquet is not None:
             self._parquet.close()
         elif self.format == "parquet":
-            pq.write_table(pa.table({}), self.partial_path)
+            pq.write_table(pa.table({}), self._stream if self._stream is not None else self.partial_path)
+        if self._stream is not None:
+            self._stream.flush()
+            return self.path
         if self._handle is not None:
             self._handle.flush()
             os.fsync(self._handle.fileno())

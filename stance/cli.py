@@ -120,8 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", help="score a JSONL/CSV/Parquet file of pairs")
     _add_model_options(score)
-    score.add_argument("--input", required=True, help="pairs file (.jsonl, .csv or .parquet)")
-    score.add_argument("--output", default=None, help="output file (same format by default); omit to print a table")
+    score.add_argument(
+        "--input",
+        required=True,
+        help="pairs file (.jsonl, .csv or .parquet); - reads standard input (JSONL by default)",
+    )
+    score.add_argument(
+        "--output",
+        default=None,
+        help="output file (same format by default); - writes to standard output; omit to print a table",
+    )
     score.add_argument("--input-format", choices=("jsonl", "csv", "parquet"), default=None)
     score.add_argument("--output-format", choices=("jsonl", "csv", "parquet"), default=None)
     score.add_argument("--chunk-rows", type=int, default=4096, help="rows read and written at a time (default: 4096)")
@@ -216,7 +224,8 @@ def _run_score(args: argparse.Namespace) -> int:
         from stance.model.scoring import score_frame
         from stance.model.tables import read_table, require_columns
 
-        frame = read_table(args.input, args.input_format)
+        stdin = args.input in ("-", "/dev/stdin")
+        frame = read_table("/dev/stdin" if stdin else args.input, args.input_format or ("jsonl" if stdin else None))
         require_columns(frame, {"premise": args.premise_column, "hypothesis": args.hypothesis_column}, args.input)
         missing = [c for c in args.show if c not in frame.columns and c != "id"]
         if missing:
@@ -244,7 +253,8 @@ def _run_score(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         **options,
     )
-    print(f"wrote {output}", file=sys.stderr)
+    if str(output) != "/dev/stdout":
+        print(f"wrote {output}", file=sys.stderr)
     return 0
 
 
@@ -359,20 +369,22 @@ def _safe_name(model: str) -> str:
 
 def _run_calibrate(args: argparse.Namespace) -> int:
     from stance.eval.evaluate import calibrate_classifier
-    from stance.model.loading import DEFAULT_MODEL_DIR, is_adapter_dir, resolve_model_source
+    from stance.model.loading import DEFAULT_MODEL_DIR, resolve_model_source
 
     classifier = _load_classifier(args)
     classifier.metadata.temperature = 1.0
     specs = [_dataset_spec(args, path) for path in args.data]
     summary = calibrate_classifier(classifier, specs, batch_size=args.batch_size, progress=not args.no_progress)
     source = Path(resolve_model_source(args.model or DEFAULT_MODEL_DIR))
-    if args.output is None and source.exists() and is_adapter_dir(source):
-        classifier.metadata.save(source)  # adapter directories keep only their stance.json
+    if args.output is None:
+        if not source.exists():
+            raise StanceError(f"{args.model}: a hub model cannot be calibrated in place; pass --output DIR")
+        # In place, only stance.json changes: the weights are the same, and every other file in
+        # the directory (checkpoints, data, notes) is the user's.
+        classifier.metadata.save(source)
         target = source
     else:
-        if args.output is None and not source.exists():
-            raise StanceError(f"{args.model}: a hub model cannot be calibrated in place; pass --output DIR")
-        target = classifier.save_pretrained(args.output or source)
+        target = classifier.save_pretrained(args.output)
     print(
         f"temperature {summary['temperature']:.4f}: dev NLL {summary['nll_before']:.4f} -> {summary['nll_after']:.4f}, "
         f"ECE {summary['ece_before']:.4f} -> {summary['ece_after']:.4f}; saved in {target}/stance.json"

@@ -1,0 +1,263 @@
+"""Commands must never delete, replace or corrupt files they do not own (issue 13, data safety).
+
+Each test here failed on the code before the fix: calibrate deleted a directory's other
+files, ``--output /dev/stdout`` replaced the symlink with a file, ``--input /dev/stdin``
+lost rows, ``--resume`` mixed two models' rows, two runs on one output mixed rows, and a
+second Ray run appended to the first one's output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import build_tiny_model_dir
+
+STANCE = str(Path(sys.executable).with_name("stance"))
+ENV = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def stance(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([STANCE, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600, **kwargs)
+
+
+def pairs_file(path: Path, n: int, label: bool = False) -> Path:
+    rows = [
+        {"id": i, "premise": f"the man {i} is playing a guitar", "hypothesis": "nobody is playing"}
+        | ({"label": ["support", "contradict", "neutral"][i % 3]} if label else {})
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def read_jsonl_text(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# ------------------------------------------------------------------ calibrate (item 4)
+def test_calibrate_to_an_output_directory_keeps_what_was_there(tmp_path, tiny_model_dir):
+    (tmp_path / "out").mkdir()
+    data = pairs_file(tmp_path / "out" / "dev.jsonl", 30, label=True)
+    (tmp_path / "out" / "important.txt").write_text("keep me")
+    (tmp_path / "out" / "checkpoints").mkdir()
+    (tmp_path / "out" / "checkpoints" / "step-1").write_text("state")
+    os.chmod(tmp_path / "out", 0o755)
+    result = stance(
+        "calibrate", "--model", tiny_model_dir, "--data", data, "--output", tmp_path / "out", "--no-progress"
+    )
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    assert (out / "important.txt").read_text() == "keep me"
+    assert (out / "checkpoints" / "step-1").read_text() == "state"
+    assert data.exists()
+    assert (out / "model.safetensors").exists() and (out / "stance.json").exists()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755, "the directory's mode must not change"
+
+
+def test_calibrate_in_place_writes_only_stance_json(tmp_path, tiny_model_dir):
+    model = shutil.copytree(tiny_model_dir, tmp_path / "run")
+    (model / "checkpoints").mkdir()
+    (model / "checkpoints" / "optimizer.pt").write_bytes(b"resume state")
+    (model / "notes.md").write_text("mine")
+    data = pairs_file(tmp_path / "dev.jsonl", 30, label=True)
+    before = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
+    result = stance("calibrate", "--model", model, "--data", data, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    after = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
+    assert set(after) == set(before) | {"stance.json"}
+    assert {name for name in before if before[name] != after[name]} <= {"stance.json"}
+    assert (model / "checkpoints" / "optimizer.pt").read_bytes() == b"resume state"
+    assert json.loads((model / "stance.json").read_text())["temperature"] > 0
+
+
+def test_save_pretrained_replaces_only_model_files(tmp_path, tiny_classifier):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "README.md").write_text("a model card written by hand")
+    # a sharded save from before: its index would shadow the new single file
+    (target / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a": "model-00001-of-00002.safetensors"}})
+    )
+    (target / "model-00001-of-00002.safetensors").write_bytes(b"old shard")
+    tiny_classifier.save_pretrained(target)
+    names = {p.name for p in target.iterdir()}
+    assert "README.md" in names and "model.safetensors" in names
+    assert "model.safetensors.index.json" not in names and "model-00001-of-00002.safetensors" not in names
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model.")], "staging directory left behind"
+
+
+# ------------------------------------------------------------------ standard streams (items 1, 5)
+def test_output_dash_and_dev_stdout_stream_and_leave_dev_stdout_alone(tmp_path, tiny_model_dir):
+    data = pairs_file(tmp_path / "pairs.jsonl", 7)
+    was_link = os.path.islink("/dev/stdout")
+    for target in ("-", "/dev/stdout"):
+        result = stance(
+            "score", "--model", tiny_model_dir, "--input", data, "--output", target, "--no-progress", cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        rows = read_jsonl_text(result.stdout)
+        assert [row["id"] for row in rows] == list(range(7)) and all(row["label"] for row in rows)
+    assert not (tmp_path / "-").exists()
+    assert os.path.islink("/dev/stdout") == was_link
+    assert not Path("/dev/stdout.parts").exists() and not Path("/dev/stdout.lock").exists()
+
+
+def test_dev_stdout_redirected_to_a_file_is_written_through_the_redirect(tmp_path, tiny_model_dir):
+    data = pairs_file(tmp_path / "pairs.jsonl", 5)
+    with open(tmp_path / "redirected.jsonl", "wb") as handle:
+        result = subprocess.run(
+            [STANCE, "score", "--model", str(tiny_model_dir), "--input", str(data), "--output", "/dev/stdout"],
+            stdout=handle,
+            stderr=subprocess.PIPE,
+            env=ENV,
+            timeout=600,
+        )
+    assert result.returncode == 0, result.stderr
+    assert len(read_jsonl_text((tmp_path / "redirected.jsonl").read_text())) == 5
+
+
+@pytest.mark.parametrize("input_name", ["-", "/dev/stdin"])
+@pytest.mark.parametrize("n_rows", [200, 813])
+def test_standard_input_is_read_once_and_whole(tmp_path, tiny_model_dir, input_name, n_rows):
+    data = pairs_file(tmp_path / "pairs.jsonl", n_rows)
+    out = tmp_path / "o.jsonl"
+    with open(data, "rb") as stdin:
+        result = subprocess.run(
+            [STANCE, "score", "--model", str(tiny_model_dir), "--input", input_name, "--output", str(out),
+             "--chunk-rows", "100", "--no-progress"],
+            stdin=stdin, capture_output=True, env=ENV, timeout=600,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [row["id"] for row in read_jsonl_text(out.read_text())] == list(range(n_rows))
+
+
+def test_resume_from_a_stream_is_refused(tmp_path, tiny_model_dir):
+    data = pairs_file(tmp_path / "pairs.jsonl", 5)
+    with open(data, "rb") as stdin:
+        result = subprocess.run(
+            [STANCE, "score", "--model", str(tiny_model_dir), "--input", "-", "--output", str(tmp_path / "o.jsonl"),
+             "--resume"],
+            stdin=stdin, capture_output=True, text=True, env=ENV, timeout=600,
+        )  # fmt: skip
+    assert result.returncode == 2 and "--resume needs a regular input" in result.stderr, result.stderr
+
+
+def test_output_that_is_a_directory_is_refused_before_scoring(tmp_path, tiny_model_dir):
+    data = pairs_file(tmp_path / "pairs.jsonl", 5)
+    (tmp_path / "outdir").mkdir()
+    result = stance("score", "--model", tiny_model_dir, "--input", data, "--output", tmp_path / "outdir")
+    assert result.returncode == 2 and "is a directory" in result.stderr, result.stderr
+    assert list((tmp_path / "outdir").iterdir()) == []
+
+
+def test_output_symlink_is_kept_and_its_target_written(tmp_path, tiny_model_dir):
+    data = pairs_file(tmp_path / "pairs.jsonl", 4)
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "scored.jsonl"
+    link.symlink_to(tmp_path / "real" / "scored.jsonl")
+    result = stance("score", "--model", tiny_model_dir, "--input", data, "--output", link, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and len(read_jsonl_text((tmp_path / "real" / "scored.jsonl").read_text())) == 4
+
+
+# ------------------------------------------------------------------ resume across models (item 2)
+def test_resume_with_another_model_is_refused(tmp_path, tiny_model_dir):
+    from stance.model import StanceClassifier
+    from stance.model.scoring import score_file
+
+    other = build_tiny_model_dir(tmp_path / "other", seed=1)
+    data = pairs_file(tmp_path / "pairs.jsonl", 30)
+    out = tmp_path / "o.jsonl"
+    first = StanceClassifier.from_pretrained(tiny_model_dir, device="cpu")
+    second = StanceClassifier.from_pretrained(other, device="cpu")
+    assert first.fingerprint() != second.fingerprint()
+    # Simulate a run killed after its first part: the manifest and one part are on disk.
+    parts = out.with_name("o.jsonl.parts")
+    score_file(first, data, tmp_path / "whole.jsonl", chunk_rows=10)
+    from stance.model import scoring
+
+    real_join = scoring._join_parts
+    scoring._join_parts = lambda *a: (_ for _ in ()).throw(KeyboardInterrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            score_file(first, data, out, chunk_rows=10)
+    finally:
+        scoring._join_parts = real_join
+    assert (parts / "manifest.json").exists()
+    with pytest.raises(Exception, match=r"cannot resume: \['model'\] differ"):
+        score_file(second, data, out, chunk_rows=10, resume=True)
+    # the same model resumes, and so does a copy of it in another directory
+    copy = StanceClassifier.from_pretrained(shutil.copytree(tiny_model_dir, tmp_path / "copy"), device="cpu")
+    score_file(copy, data, out, chunk_rows=10, resume=True)
+    assert out.read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
+
+
+def test_resume_with_another_backend_is_refused(tmp_path, tiny_classifier):
+    fingerprint = dict(tiny_classifier.fingerprint())
+    tiny_classifier.backend, saved = "onnx", tiny_classifier.backend
+    try:
+        assert tiny_classifier.fingerprint()["backend"] == "onnx" != fingerprint["backend"]
+    finally:
+        tiny_classifier.backend = saved
+
+
+# ------------------------------------------------------------------ concurrent runs (item 6)
+def test_a_second_run_on_the_same_output_is_refused(tmp_path, tiny_model_dir):
+    from stance.model.scoring import OutputLock
+
+    data = pairs_file(tmp_path / "pairs.jsonl", 30)
+    out = tmp_path / "o.jsonl"
+    with OutputLock(out):  # a first run, in the middle of its work
+        (out.with_name("o.jsonl.parts")).mkdir()
+        (out.with_name("o.jsonl.parts") / "part-000000.jsonl").write_text("first run's rows\n")
+        second = stance("score", "--model", tiny_model_dir, "--input", data, "--output", out, "--no-progress")
+        assert second.returncode == 2 and "another stance run is writing this output" in second.stderr, second.stderr
+        assert (out.with_name("o.jsonl.parts") / "part-000000.jsonl").read_text() == "first run's rows\n"
+        assert not out.exists()
+    shutil.rmtree(out.with_name("o.jsonl.parts"))
+    third = stance("score", "--model", tiny_model_dir, "--input", data, "--output", out, "--no-progress")
+    assert third.returncode == 0, third.stderr
+    assert [row["id"] for row in read_jsonl_text(out.read_text())] == list(range(30))
+    assert not out.with_name("o.jsonl.lock").exists()
+
+
+def test_output_lock_is_released_when_a_run_dies(tmp_path):
+    from stance.model.scoring import OutputLock
+
+    out = tmp_path / "o.jsonl"
+    code = (
+        "import os, sys; from pathlib import Path; from stance.model.scoring import OutputLock; "
+        f"lock = OutputLock(Path({str(out)!r})); lock.__enter__(); os._exit(9)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], env=ENV, timeout=120).returncode == 9
+    assert out.with_name("o.jsonl.lock").exists()  # left behind by the dead run...
+    with OutputLock(out):  # ...but not held: the kernel released it
+        pass
+
+
+# ------------------------------------------------------------------ Ray output (item 9)
+@pytest.mark.slow
+def test_ray_refuses_an_output_directory_that_holds_files(tmp_path, tiny_model_dir):
+    pytest.importorskip("ray")
+    frame = pd.DataFrame({"premise": ["a man is playing"] * 4, "hypothesis": ["nobody plays"] * 4})
+    frame.to_parquet(tmp_path / "in.parquet")
+    out = tmp_path / "out"
+    args = ("score", "--engine", "ray", "--model", tiny_model_dir, "--input", tmp_path / "in.parquet", "--output", out)
+    first = stance(*args, "--no-progress")
+    assert first.returncode == 0, first.stderr
+    files = sorted(out.iterdir())
+    assert sum(len(pd.read_parquet(f)) for f in files) == 4
+    second = stance(*args, "--no-progress")
+    assert second.returncode == 2 and "already exists" in second.stderr, second.stderr
+    assert sorted(out.iterdir()) == files
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
