@@ -387,26 +387,48 @@ class StanceClassifier:
         *,
         premise_col: str = "premise",
         hypothesis_col: str = "hypothesis",
-        **predict_kwargs,
+        prefix: str = "",
+        errors: str = "mark",
+        batch_size: int = 32,
+        symmetric: bool = False,
+        long_text: str | None = None,
+        abstain_threshold: float | None = None,
     ) -> pd.DataFrame:
-        """Return a copy of ``frame`` with ``label``, ``prob_<label>`` and ``truncated`` columns.
+        """Return a copy of ``frame`` with ``label``, ``prob_<label>``, ``truncated`` and ``error``
+        columns (plus ``window_start``/``window_end`` in window mode), named ``prefix + name``.
 
-        Rows keep their order and index; a row with an empty or missing text raises with
-        its index (use :meth:`score_file` for per-row ``error`` values instead).
+        The same rules as ``stance score``: rows keep their order and index; a column that
+        the result would overwrite (e.g. an input ``label``) is an error unless ``prefix``
+        avoids it; a row with an empty or missing text gets an ``error`` value and no scores
+        while every other row is scored (``errors="raise"`` raises instead, naming the row by
+        its index label, as ``frame.loc[...]`` would).
         """
+        from stance.model.scoring import row_problem, score_frame
         from stance.model.tables import require_columns
 
+        if errors not in ("mark", "raise"):
+            raise InputDataError(f"errors must be 'mark' or 'raise', got {errors!r}")
         require_columns(frame, {"premise": premise_col, "hypothesis": hypothesis_col}, "DataFrame")
-        result = self.predict(list(frame[premise_col]), list(frame[hypothesis_col]), **predict_kwargs)
-        out = frame.copy()
-        out["label"] = result.labels
-        for column, label in enumerate(LABELS):
-            out[f"prob_{label}"] = result.probabilities[:, column]
-        out["truncated"] = result.truncated
-        if result.window_spans is not None:
-            out["window_start"] = [span[0] for span in result.window_spans]
-            out["window_end"] = [span[1] for span in result.window_spans]
-        return out
+        if errors == "raise":
+            for column, role in ((premise_col, "premise"), (hypothesis_col, "hypothesis")):
+                for index, text in frame[column].items():
+                    problem = row_problem(text, role)
+                    if problem:
+                        raise InputDataError(
+                            f"frame.loc[{index!r}, {column!r}]: {problem}; fill in the text, drop the row, "
+                            f"or pass errors='mark' to score the other rows and mark this one"
+                        )
+        return score_frame(
+            self,
+            frame,
+            premise_column=premise_col,
+            hypothesis_column=hypothesis_col,
+            batch_size=batch_size,
+            symmetric=symmetric,
+            long_text=long_text,
+            prefix=prefix,
+            abstain_threshold=abstain_threshold,
+        )
 
     def score_file(self, input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], **options) -> Path:
         """Stream-score a JSONL/CSV/Parquet file; see :func:`stance.model.scoring.score_file`."""

@@ -14,7 +14,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -261,3 +260,26 @@ def test_ray_refuses_an_output_directory_that_holds_files(tmp_path, tiny_model_d
     assert second.returncode == 2 and "already exists" in second.stderr, second.stderr
     assert sorted(out.iterdir()) == files
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+# ------------------------------------------------------------------ predict_df (item 3)
+def test_predict_df_never_overwrites_and_marks_bad_rows_by_index(tiny_classifier):
+    from stance.model.errors import InputDataError
+
+    frame = pd.DataFrame(
+        {"premise": ["a man is playing", None, "a dog"], "hypothesis": ["nobody plays", "x", "  "], "label": "gold"},
+        index=["r1", "r2", "r3"],
+    )
+    with pytest.raises(InputDataError, match="already has column"):
+        tiny_classifier.predict_df(frame)
+    scored = tiny_classifier.predict_df(frame, prefix="pred_")
+    assert list(scored.index) == ["r1", "r2", "r3"] and list(scored["label"]) == ["gold"] * 3
+    assert scored.loc["r1", "pred_label"] in ("support", "contradict", "neutral") and pd.isna(
+        scored.loc["r1", "pred_error"]
+    )
+    assert scored.loc["r2", "pred_error"] == "missing premise (null)" and pd.isna(scored.loc["r2", "pred_label"])
+    assert scored.loc["r3", "pred_error"] == "empty hypothesis"
+    with pytest.raises(InputDataError, match=r"frame.loc\['r2', 'premise'\]: missing premise"):
+        tiny_classifier.predict_df(frame, prefix="pred_", errors="raise")
+    expected = tiny_classifier.predict([("a man is playing", "nobody plays")]).probabilities[0]
+    assert list(scored.loc["r1", ["pred_prob_support", "pred_prob_contradict", "pred_prob_neutral"]]) == list(expected)
