@@ -182,16 +182,24 @@ class StanceClassifier:
         if local.exists() and is_adapter_dir(local):
             model, tokenizer = _load_adapter(local, metadata, trust_remote_code=trust_remote_code)
         else:
-            model = load_hf_model(source, trust_remote_code=trust_remote_code)
+            model = load_hf_model(source, trust_remote_code=trust_remote_code, require_all_weights=True)
             tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
             metadata.base_model = metadata.base_model or source
         if max_length is not None:
+            if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8:
+                raise ModelLoadError(f"max_length must be an integer >= 8, got {max_length!r}")
             metadata.max_length = max_length
         elif not (local.exists() and (local / "stance.json").exists()):
             metadata.max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
         # Exports are cached next to full model directories; adapter directories (the embedded
         # default, maybe read-only in site-packages) use the user cache instead.
         model_dir = local if local.exists() and not is_adapter_dir(local) else None
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if positions is not None and metadata.max_length > positions:
+            where = f"{local / 'stance.json'}: key 'max_length'" if max_length is None else "max_length"
+            raise ModelLoadError(
+                f"{where} is {metadata.max_length}, beyond the model's {positions} positions; use at most {positions}"
+            )
         classifier = cls(
             model, tokenizer, metadata, label_map=label_map, device=device, backend=backend, model_dir=model_dir
         )

@@ -100,6 +100,8 @@ def check_model_dir(path: Path) -> None:
                 f"{path}: adapter directory without adapter_model.safetensors; pickle adapters are refused"
             )
         return
+    for name in ("config.json", "stance.json", "tokenizer.json", "tokenizer_config.json", "adapter_config.json"):
+        _check_small_regular_file(path / name)
     if "config.json" not in files:
         raise ModelLoadError(
             f"{path}: no config.json; this is not a Hugging Face model directory (files: {sorted(files)})"
@@ -108,6 +110,12 @@ def check_model_dir(path: Path) -> None:
         json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelLoadError(f"{path}/config.json is corrupt ({error}); re-save or re-download the model") from None
+    tokenizer_files = {"tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model"}
+    if not files & tokenizer_files and not any(name.endswith(".model") for name in files):
+        raise ModelLoadError(
+            f"{path}: no tokenizer files (tokenizer.json, vocab.txt, ...); without them every word would be "
+            f"unknown. Save the tokenizer with the model: tokenizer.save_pretrained({str(path)!r})"
+        )
     has_safetensors = any(name.endswith(".safetensors") or name == "model.safetensors.index.json" for name in files)
     if not has_safetensors:
         pickles = sorted(
@@ -122,14 +130,51 @@ def check_model_dir(path: Path) -> None:
         raise ModelLoadError(f"{path}: no model.safetensors; the directory is incomplete (files: {sorted(files)})")
 
 
-def load_hf_model(source: str, *, trust_remote_code: bool = False, **overrides):
-    """Load ``AutoModelForSequenceClassification`` from safetensors, with clear errors."""
+# config.json, stance.json and tokenizer files are small: a bigger one is not what it claims.
+_MAX_SMALL_FILE_BYTES = 64 << 20
+
+
+def _check_small_regular_file(path: Path) -> None:
+    """Refuse a metadata file that is a FIFO, a device or a link to one (reading it would hang
+    or never end), or is implausibly large."""
+    if not os.path.lexists(path):
+        return
+    import stat
+
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        raise ModelLoadError(f"{path}: cannot read ({error.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelLoadError(f"{path}: not a regular file (a pipe, device or socket); replace it with the real file")
+    if info.st_size > _MAX_SMALL_FILE_BYTES:
+        raise ModelLoadError(f"{path}: {info.st_size:,} bytes, too large for this kind of file; it is corrupt")
+
+
+def load_hf_model(source: str, *, trust_remote_code: bool = False, require_all_weights: bool = False, **overrides):
+    """Load ``AutoModelForSequenceClassification`` from safetensors, with clear errors.
+
+    Args:
+        require_all_weights: refuse a checkpoint that lacks any of the model's weights
+            (transformers would fill them with random values: different on every run).
+            On for scoring a trained model; off when training builds a new head.
+    """
     from transformers import AutoModelForSequenceClassification
 
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
-            source, use_safetensors=True, trust_remote_code=trust_remote_code, **overrides
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            source, use_safetensors=True, trust_remote_code=trust_remote_code, output_loading_info=True, **overrides
         )
+        missing = sorted(info.get("missing_keys") or ())
+        mismatched = sorted(str(key) for key in info.get("mismatched_keys") or ())
+        if require_all_weights and (missing or mismatched):
+            problems = missing + mismatched
+            raise ModelLoadError(
+                f"{source}: the weights file lacks {len(problems)} of the model's tensors ({', '.join(problems[:4])}"
+                f"{', ...' if len(problems) > 4 else ''}); they would be random. The file is incomplete or from "
+                f"another architecture: re-save or re-download the model"
+            )
+        return model
     except ValueError as error:
         if "trust_remote_code" in str(error):
             raise ModelLoadError(

@@ -79,7 +79,30 @@ class StanceMetadata:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ModelLoadError(f"{path}: unknown keys {unknown}; written by a newer stance? expected {sorted(known)}")
-        return cls(**raw)
+        metadata = cls(**raw)
+        metadata.validate(path)
+        return metadata
+
+    def validate(self, path: str | os.PathLike[str] = METADATA_FILE) -> None:
+        """Refuse values that would give wrong or missing probabilities, naming the key."""
+        import math
+
+        def bad(key: str, expected: str) -> ModelLoadError:
+            return ModelLoadError(
+                f"{path}: key {key!r} must be {expected}, got {getattr(self, key)!r}; fix or delete it"
+            )
+
+        number = (int, float)
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, number):
+            raise bad("temperature", "a finite number > 0")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise bad("temperature", "a finite number > 0")
+        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 8:
+            raise bad("max_length", "an integer >= 8")
+        if self.long_text not in ("truncate", "window"):
+            raise bad("long_text", "'truncate' or 'window'")
+        if isinstance(self.window_stride, bool) or not isinstance(self.window_stride, int) or self.window_stride < 0:
+            raise bad("window_stride", "an integer >= 0")
 
 
 def library_versions() -> dict[str, str]:

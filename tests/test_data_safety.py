@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -283,3 +284,89 @@ def test_predict_df_never_overwrites_and_marks_bad_rows_by_index(tiny_classifier
         tiny_classifier.predict_df(frame, prefix="pred_", errors="raise")
     expected = tiny_classifier.predict([("a man is playing", "nobody plays")]).probabilities[0]
     assert list(scored.loc["r1", ["pred_prob_support", "pred_prob_contradict", "pred_prob_neutral"]]) == list(expected)
+
+
+# ------------------------------------------------------------------ broken model directories (item 8)
+def _broken_copy(tmp_path: Path, tiny_model_dir: Path, name: str) -> Path:
+    return shutil.copytree(tiny_model_dir, tmp_path / name)
+
+
+def _drop_tensors(model: Path, names: list[str]) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(model / "model.safetensors")
+    for name in names:
+        tensors.pop(name)
+    save_file(tensors, model / "model.safetensors", metadata={"format": "pt"})
+
+
+def _set_stance_json(model: Path, **values) -> None:
+    path = model / "stance.json"
+    raw = json.loads(path.read_text()) if path.exists() else {}
+    # json.dumps writes NaN/Infinity literals, as a hand edit or another tool might
+    path.write_text(json.dumps(raw | values))
+
+
+BROKEN_MODELS = {
+    "classifier weights deleted": (
+        lambda m: _drop_tensors(m, ["classifier.weight", "classifier.bias"]),
+        "lacks 2 of the model's tensors (classifier.bias, classifier.weight)",
+    ),
+    "an encoder layer deleted": (
+        lambda m: _drop_tensors(m, [k for k in _tensor_names(m) if ".layer.1." in k]),
+        "of the model's tensors",
+    ),
+    "no tokenizer files": (
+        lambda m: [(m / n).unlink() for n in ("tokenizer.json", "tokenizer_config.json") if (m / n).exists()],
+        "no tokenizer files",
+    ),
+    "temperature 0": (lambda m: _set_stance_json(m, temperature=0), "key 'temperature' must be a finite number > 0"),
+    "temperature negative": (lambda m: _set_stance_json(m, temperature=-1.5), "key 'temperature'"),
+    "temperature NaN": (lambda m: _set_stance_json(m, temperature=float("nan")), "key 'temperature'"),
+    "temperature inf": (lambda m: _set_stance_json(m, temperature=float("inf")), "key 'temperature'"),
+    "temperature a string": (lambda m: _set_stance_json(m, temperature="1.2"), "key 'temperature'"),
+    "max_length 0": (lambda m: _set_stance_json(m, max_length=0), "key 'max_length' must be an integer >= 8"),
+    "max_length beyond positions": (
+        lambda m: _set_stance_json(m, max_length=100_000),
+        "key 'max_length' is 100000, beyond the model's 128 positions",
+    ),
+    "long_text unknown": (lambda m: _set_stance_json(m, long_text="summarise"), "key 'long_text'"),
+    "config.json is a FIFO": (
+        lambda m: ((m / "config.json").unlink(), os.mkfifo(m / "config.json")),
+        "not a regular file",
+    ),
+    "config.json links to /dev/zero": (
+        lambda m: ((m / "config.json").unlink(), (m / "config.json").symlink_to("/dev/zero")),
+        "not a regular file",
+    ),
+}
+
+
+def _tensor_names(model: Path) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(model / "model.safetensors", "pt") as handle:
+        return list(handle.keys())
+
+
+@pytest.mark.parametrize("case", list(BROKEN_MODELS))
+def test_broken_model_directories_are_refused_naming_file_and_key(tmp_path, tiny_model_dir, case):
+    from stance.model import StanceClassifier
+    from stance.model.errors import ModelLoadError
+
+    model = _broken_copy(tmp_path, tiny_model_dir, "m")
+    breaks, message = BROKEN_MODELS[case]
+    breaks(model)
+    with pytest.raises(ModelLoadError, match=re.escape(message)):
+        StanceClassifier.from_pretrained(model, device="cpu")
+
+
+def test_broken_model_is_one_line_from_the_cli(tmp_path, tiny_model_dir):
+    model = _broken_copy(tmp_path, tiny_model_dir, "m")
+    _set_stance_json(model, temperature=0)
+    data = pairs_file(tmp_path / "p.jsonl", 2)
+    result = stance("score", "--model", model, "--input", data, "--output", tmp_path / "o.jsonl", "--no-progress")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{model}/stance.json: key 'temperature'" in lines[0], result.stderr
+    assert not (tmp_path / "o.jsonl").exists()

@@ -52,3 +52,25 @@ class TfidfBaseline:
     def predict(self, data: PairData) -> np.ndarray:
         """Predicted label ids for ``data``."""
         return self.classifier.predict(self._features(data)).astype(np.int64)
+
+
+class HypothesisOnlyBaseline:
+    """TF-IDF of the hypothesis alone, into logistic regression: the hypothesis-only check.
+
+    A classifier that never sees the premise measures how much of a data set's label can
+    be guessed from the claim's wording alone (annotation artefacts such as "not" ->
+    contradict). A pair model far above it reads the pair.
+    """
+
+    def __init__(self, max_features: int = 50_000, seed: int = 13) -> None:
+        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=max_features, sublinear_tf=True)
+        self.classifier = LogisticRegression(max_iter=2000, class_weight="balanced", C=2.0, random_state=seed)
+
+    def fit(self, data: PairData) -> HypothesisOnlyBaseline:
+        """Fit on the hypotheses of ``data`` only."""
+        self.classifier.fit(self.vectorizer.fit_transform(data.hypotheses), np.asarray(data.labels))
+        return self
+
+    def predict(self, data: PairData) -> np.ndarray:
+        """Predicted label ids for ``data`` from its hypotheses."""
+        return self.classifier.predict(self.vectorizer.transform(data.hypotheses)).astype(np.int64)

