@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from stance.model.batching import progress_bar
 from stance.model.errors import InputDataError
 from stance.model.labels import LABELS
-from stance.model.tables import TableWriter, iter_chunks, open_parquet, require_columns, table_format
+from stance.model.tables import TableWriter, iter_chunks, open_parquet, require_columns, scan_jsonl, table_format
 
 if TYPE_CHECKING:
     from stance.model.classifier import StanceClassifier
@@ -317,13 +317,18 @@ def score_file(
         "prefix": prefix,
         "abstain_threshold": abstain_threshold,
     }
-    chunks = iter_chunks(input_path, chunk_rows, in_fmt)
+    columns, total = None, None
+    if in_fmt == "jsonl" and not input_is_stream:
+        columns, total = scan_jsonl(input_path)  # fixes the output columns; gives the bar a total
+    elif in_fmt == "parquet" and not input_is_stream:
+        total = open_parquet(input_path).metadata.num_rows
+    chunks = iter_chunks(input_path, chunk_rows, in_fmt, columns=columns)
     first = next(chunks)
     # Check the columns before anything is written, so a wrong name leaves nothing behind.
     if len(first.columns) or len(first):
         require_columns(first, {"premise": premise_column, "hypothesis": hypothesis_column}, input_path)
         check_no_collision(first.columns, prefix, options["long_text"])
-    chunks = itertools.chain([first], chunks)
+    chunks = _conforming(itertools.chain([first], chunks), list(first.columns), input_path)
     score = functools.partial(
         _score_chunk,
         classifier,
@@ -336,7 +341,6 @@ def score_file(
         prefix=prefix,
         abstain_threshold=abstain_threshold,
     )
-    total = open_parquet(input_path).metadata.num_rows if in_fmt == "parquet" and not input_is_stream else None
     bar = progress_bar(total, progress, desc="scoring") if progress else None
     try:
         if output_is_stream:
@@ -352,6 +356,23 @@ def score_file(
     finally:
         if bar is not None:
             bar.close()
+
+
+def _conforming(chunks, columns: list[str], input_path: Path):
+    """Yield chunks with exactly ``columns`` (the first chunk's), so every part of the output
+    has one schema. A column missing from a later chunk is added as nulls; a column the
+    first chunk lacked (only possible for a JSONL stream, which cannot be scanned first)
+    is an error naming the row, because dropping it would lose data."""
+    for chunk in chunks:
+        if list(chunk.columns) != columns and (len(chunk.columns) or len(chunk)):
+            extra = [name for name in chunk.columns if name not in columns]
+            if extra:
+                raise InputDataError(
+                    f"{input_path}, row {int(chunk.index[0]) + 1} onwards: key(s) {extra} not seen in the first "
+                    f"chunk, whose columns fix the output's; read from a file (scanned first) or raise --chunk-rows"
+                )
+            chunk = chunk.reindex(columns=columns)
+        yield chunk
 
 
 def _score_chunk(classifier: StanceClassifier, chunk: pd.DataFrame, *, input_path: Path, progress=None, **options):

@@ -60,12 +60,16 @@ def _check_readable(path: Path) -> None:
 
 
 def iter_chunks(
-    path: str | os.PathLike[str], chunk_rows: int = 10_000, fmt: str | None = None
+    path: str | os.PathLike[str],
+    chunk_rows: int = 10_000,
+    fmt: str | None = None,
+    columns: list[str] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield the file's rows as DataFrames of at most ``chunk_rows`` rows, in file order.
 
     Text columns come back as Python objects (str, or None for missing values); the
-    DataFrame index is the 0-based row number in the file.
+    DataFrame index is the 0-based row number in the file. ``columns`` (JSONL only, from
+    :func:`scan_jsonl`) gives every chunk the same columns.
     """
     path = Path(path)
     _check_readable(path)
@@ -73,17 +77,15 @@ def iter_chunks(
     if chunk_rows < 1:
         raise InputDataError(f"chunk_rows must be >= 1, got {chunk_rows}")
     if kind == "jsonl":
-        yield from _iter_jsonl(path, chunk_rows)
+        yield from _iter_jsonl(path, chunk_rows, columns)
     elif kind == "csv":
         yield from _iter_csv(path, chunk_rows)
     else:
         yield from _iter_parquet(path, chunk_rows)
 
 
-def _iter_jsonl(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    records: list[dict] = []
-    start = 0
-    row = 0
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line, with errors naming the line."""
     with open(path, "rb") as handle:
         for line_number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -101,23 +103,64 @@ def _iter_jsonl(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
                 raise InputDataError(
                     f"{path}, line {line_number}: invalid JSON ({error.msg}, column {error.colno})"
                 ) from None
+            except RecursionError:
+                raise InputDataError(f"{path}, line {line_number}: JSON nested too deeply to read") from None
             if not isinstance(record, dict):
                 raise InputDataError(
                     f"{path}, line {line_number}: expected a JSON object per line, got {type(record).__name__}"
                 )
-            records.append(record)
-            row += 1
-            if len(records) == chunk_rows:
-                yield _frame(records, start)
-                start, records = row, []
+            yield line_number, record
+
+
+def scan_jsonl(path: str | os.PathLike[str]) -> tuple[list[str], int]:
+    """Every key of a JSONL file in first-seen order, and its row count (one cheap pass).
+
+    Rows may differ in their keys; fixing the columns up front gives every output chunk
+    the same columns (a key first seen in row 5,000 is not lost, and CSV rows never get
+    more fields than the header), and the count gives progress bars a total.
+    """
+    columns: dict[str, None] = {}
+    rows = 0
+    for _, record in _jsonl_records(Path(path)):
+        columns.update(dict.fromkeys(record))
+        rows += 1
+    return list(columns), rows
+
+
+def _iter_jsonl(path: Path, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    records: list[dict] = []
+    start = 0
+    row = 0
+    for _, record in _jsonl_records(path):
+        records.append(record)
+        row += 1
+        if len(records) == chunk_rows:
+            yield _frame(records, start, columns)
+            start, records = row, []
     if records or start == 0:
-        yield _frame(records, start)
+        yield _frame(records, start, columns)
 
 
-def _frame(records: list[dict], start: int) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+def _frame(records: list[dict], start: int, columns: list[str] | None = None) -> pd.DataFrame:
+    """A chunk of JSON objects as a DataFrame whose values round-trip exactly.
+
+    Built as objects, so an integer column with a null stays integers (nullable
+    ``Int64``) instead of turning into floats (2**53 + 1 would lose its last digit).
+    """
+    if columns is None:
+        columns = list({key: None for record in records for key in record})
+    # From Python lists with dtype=object: pandas' own inference would turn [int, None] into floats.
+    frame = pd.DataFrame({name: [record.get(name) for record in records] for name in columns}, dtype=object)
+    for name in frame.columns:
+        values = [v for v in frame[name] if v is not None and not (isinstance(v, float) and v != v)]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            frame[name] = pd.array([None if _is_null(v) else v for v in frame[name]], dtype="Int64")
     frame.index = pd.RangeIndex(start, start + len(records))
     return frame
+
+
+def _is_null(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _first_non_utf8(path: Path) -> tuple[int, int]:
@@ -181,13 +224,15 @@ def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     start = 0
     yielded = False
     for batch in parquet.iter_batches(batch_size=chunk_rows):
-        frame = batch.to_pandas(types_mapper=None)
+        # ignore_metadata: a DataFrame's index stored in the file (a named index, say) comes
+        # back as an ordinary column instead of being replaced by row numbers and lost.
+        frame = batch.to_pandas(ignore_metadata=True)
         frame.index = pd.RangeIndex(start, start + len(frame))
         start += len(frame)
         yielded = True
         yield frame
     if not yielded:
-        yield parquet.schema_arrow.empty_table().to_pandas()
+        yield parquet.schema_arrow.empty_table().to_pandas(ignore_metadata=True)
 
 
 def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:

@@ -370,3 +370,64 @@ def test_broken_model_is_one_line_from_the_cli(tmp_path, tiny_model_dir):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{model}/stance.json: key 'temperature'" in lines[0], result.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+# ------------------------------------------------------------------ schema and values round-trip (item 7)
+@pytest.mark.parametrize("out_format", ["csv", "parquet", "jsonl"])
+def test_a_column_first_seen_after_the_first_chunk_is_kept_in_every_format(tmp_path, tiny_classifier, out_format):
+    rows = [{"id": i, "premise": "a man is playing", "hypothesis": "nobody plays"} for i in range(25)]
+    rows[17]["source"] = "late, with a comma"
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tiny_classifier.score_file(data, tmp_path / f"o.{out_format}", chunk_rows=10)
+    frame = {"csv": pd.read_csv, "parquet": pd.read_parquet, "jsonl": lambda p: pd.read_json(p, lines=True)}[
+        out_format
+    ](out)
+    assert len(frame) == 25 and list(frame.columns[:4]) == ["id", "premise", "hypothesis", "source"]
+    assert frame["source"].iloc[17] == "late, with a comma" and frame["source"].isna().sum() == 24
+    if out_format == "csv":
+        header, *lines = out.read_text().splitlines()
+        import csv
+
+        assert {len(row) for row in csv.reader([header, *lines])} == {len(header.split(","))}
+
+
+def test_integer_ids_with_a_null_stay_exact_integers(tmp_path, tiny_classifier):
+    big = 9007199254740993  # 2**53 + 1: not representable as a float
+    rows = [
+        {"id": big, "premise": "a man is playing", "hypothesis": "nobody plays"},
+        {"id": None, "premise": "a dog", "hypothesis": "a cat"},
+    ]
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    jsonl = tiny_classifier.score_file(data, tmp_path / "o.jsonl")
+    assert [json.loads(line)["id"] for line in jsonl.read_text().splitlines()] == [big, None]
+    csv_out = tiny_classifier.score_file(data, tmp_path / "o.csv")
+    assert csv_out.read_text().splitlines()[1].startswith(f"{big},")
+    parquet = tiny_classifier.score_file(data, tmp_path / "o.parquet")
+    assert pd.read_parquet(parquet)["id"].tolist()[0] == big
+
+
+def test_a_named_parquet_index_is_kept_as_a_column(tmp_path, tiny_classifier):
+    frame = pd.DataFrame(
+        {"premise": ["a man is playing", "a dog"], "hypothesis": ["nobody plays", "a cat"]},
+        index=pd.Index([101, 202], name="doc_id"),
+    )
+    frame.to_parquet(tmp_path / "in.parquet")
+    scored = pd.read_parquet(tiny_classifier.score_file(tmp_path / "in.parquet", tmp_path / "o.parquet"))
+    assert scored["doc_id"].tolist() == [101, 202]
+
+
+def test_a_new_key_in_a_later_chunk_of_standard_input_is_an_error_not_a_loss(tmp_path, tiny_model_dir):
+    rows = [{"premise": "a man is playing", "hypothesis": "nobody plays"} for _ in range(12)]
+    rows[11]["extra"] = 1
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with open(data, "rb") as stdin:
+        result = subprocess.run(
+            [STANCE, "score", "--model", str(tiny_model_dir), "--input", "-", "--output", str(tmp_path / "o.csv"),
+             "--chunk-rows", "5", "--no-progress"],
+            stdin=stdin, capture_output=True, text=True, env=ENV, timeout=600,
+        )  # fmt: skip
+    assert result.returncode == 2 and "row 11 onwards: key(s) ['extra'] not seen in the first chunk" in result.stderr
+    assert not (tmp_path / "o.csv").exists()
