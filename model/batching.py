@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported only by the torch backend: the ONNX path runs without it
+    import torch
 
 
 @dataclass
@@ -162,22 +165,33 @@ def length_sorted_batches(
     return batches
 
 
-def collate(
-    encoded: EncodedPairs, indices: np.ndarray, pad_token_id: int, device: torch.device | str = "cpu"
-) -> dict[str, torch.Tensor]:
-    """Right-pad the given rows to their longest and return model inputs on ``device``."""
+def collate_numpy(encoded: EncodedPairs, indices: np.ndarray, pad_token_id: int) -> dict[str, np.ndarray]:
+    """Right-pad the given rows to their longest: int64 arrays ``input_ids``,
+    ``attention_mask`` (and ``token_type_ids`` when the tokenizer makes them)."""
     rows = [encoded.input_ids[i] for i in indices]
     width = max(len(ids) for ids in rows)
-    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    token_type_ids = torch.zeros((len(rows), width), dtype=torch.long) if encoded.token_type_ids is not None else None
+    input_ids = np.full((len(rows), width), pad_token_id, dtype=np.int64)
+    attention_mask = np.zeros((len(rows), width), dtype=np.int64)
+    token_type_ids = np.zeros((len(rows), width), dtype=np.int64) if encoded.token_type_ids is not None else None
     for row, ids in enumerate(rows):
-        input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        input_ids[row, : len(ids)] = ids
         attention_mask[row, : len(ids)] = 1
         if token_type_ids is not None:
             types = encoded.token_type_ids[indices[row]]
-            token_type_ids[row, : len(types)] = torch.as_tensor(types, dtype=torch.long)
+            token_type_ids[row, : len(types)] = types
     batch = {"input_ids": input_ids, "attention_mask": attention_mask}
     if token_type_ids is not None:
         batch["token_type_ids"] = token_type_ids
-    return {name: tensor.to(device) for name, tensor in batch.items()}
+    return batch
+
+
+def collate(
+    encoded: EncodedPairs, indices: np.ndarray, pad_token_id: int, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """:func:`collate_numpy` as torch tensors on ``device``."""
+    import torch
+
+    return {
+        name: torch.from_numpy(array).to(device)
+        for name, array in collate_numpy(encoded, indices, pad_token_id).items()
+    }

@@ -20,9 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from stance.model.batching import EncodedPairs, collate, encode_pairs, length_sorted_batches, progress_bar
+from stance.model.batching import (
+    EncodedPairs,
+    collate,
+    collate_numpy,
+    encode_pairs,
+    length_sorted_batches,
+    progress_bar,
+)
 from stance.model.errors import InputDataError, ModelLoadError
 from stance.model.labels import LABELS, checkpoint_to_canonical_order
 from stance.model.loading import (
@@ -37,6 +43,9 @@ from stance.model.metadata import METADATA_FILE, StanceMetadata, library_version
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 DEFAULT_TOKEN_BUDGET = 16_384  # padded tokens per batch: 32 rows x 512, or 128 x 128
 
@@ -63,6 +72,8 @@ class StancePrediction:
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
+    import torch
+
     if str(device) != "auto":
         return torch.device(device)
     if torch.cuda.is_available():
@@ -108,7 +119,7 @@ class StanceClassifier:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: torch.nn.Module | None,
         tokenizer,
         metadata: StanceMetadata | None = None,
         *,
@@ -116,33 +127,59 @@ class StanceClassifier:
         device: str | torch.device = "auto",
         backend: str = "torch",
         model_dir: str | os.PathLike[str] | None = None,
+        onnx_path: str | os.PathLike[str] | None = None,
+        id2label: Mapping[int, str] | None = None,
     ) -> None:
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.metadata = metadata or StanceMetadata()
-        # logits[:, self.label_order] puts the model's outputs in LABELS order.
-        self.label_order = checkpoint_to_canonical_order(model.config.id2label, label_map)
-        self.device = _resolve_device(device)
-        self.model.to(self.device)
+        """Wrap a loaded model and tokenizer.
+
+        With an ONNX backend, ``model`` may be None when ``onnx_path`` (a built export) and
+        ``id2label`` (the head's labels, from config.json) are given: the classifier then
+        runs on onnxruntime alone, without torch.
+        """
+        if backend not in BACKENDS:
+            raise ModelLoadError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
         if tokenizer.pad_token_id is None:
             raise ModelLoadError("the tokenizer has no pad token; set tokenizer.pad_token before use")
+        self.tokenizer = tokenizer
+        self.metadata = metadata or StanceMetadata()
         self.backend = backend
         # Where the model was loaded from (set by from_pretrained): its files fingerprint it.
         self.source_dir: Path | None = None
         self._fingerprint: dict | None = None
         self._onnx = None
-        if backend != "torch":
-            from stance.model.onnx_backend import BACKENDS, OnnxRunner, build_onnx
+        if model is None:
+            if backend == "torch" or onnx_path is None or id2label is None:
+                raise ModelLoadError(
+                    "StanceClassifier needs a model (or, with an ONNX backend, onnx_path and id2label)"
+                )
+            if str(device) not in ("auto", "cpu"):
+                raise ModelLoadError(f"backend {backend!r} runs on the CPU; use backend='torch' with device {device}")
+            from stance.model.onnx_backend import OnnxRunner
 
-            if backend not in BACKENDS:
-                raise ModelLoadError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+            self.model = None
+            self.device = "cpu"
+            # logits[:, self.label_order] puts the model's outputs in LABELS order.
+            self.label_order = checkpoint_to_canonical_order({int(k): v for k, v in id2label.items()}, label_map)
+            self._onnx = OnnxRunner(Path(onnx_path))
+            if hasattr(tokenizer, "use_inputs"):
+                tokenizer.use_inputs(self._onnx.input_names)
+            return
+        self.model = model.eval()
+        self.label_order = checkpoint_to_canonical_order(model.config.id2label, label_map)
+        self.device = _resolve_device(device)
+        self.model.to(self.device)
+        if backend != "torch":
+            from stance.model.onnx_backend import OnnxRunner, build_onnx
+
             if self.device.type != "cpu":
                 raise ModelLoadError(
                     f"backend {backend!r} runs on the CPU; use backend='torch' with device {self.device}"
                 )
             with_types = "token_type_ids" in tokenizer.model_input_names
-            path = build_onnx(model, Path(model_dir) if model_dir else None, backend == "onnx-int8", with_types)
-            self._onnx = OnnxRunner(path)
+            path = onnx_path or build_onnx(
+                model, Path(model_dir) if model_dir else None, backend == "onnx-int8", with_types
+            )
+            self._onnx = OnnxRunner(Path(path))
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -179,31 +216,69 @@ class StanceClassifier:
             raise ModelLoadError(f"{source}: model directory not found")
         else:
             metadata = StanceMetadata(base_model=source)
+        if backend not in BACKENDS:
+            raise ModelLoadError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+        if backend != "torch" and local.exists() and not is_adapter_dir(local):
+            fast = cls._from_export(local, metadata, backend, label_map=label_map, device=device, max_length=max_length)
+            if fast is not None:
+                return fast
         if local.exists() and is_adapter_dir(local):
             model, tokenizer = _load_adapter(local, metadata, trust_remote_code=trust_remote_code)
         else:
             model = load_hf_model(source, trust_remote_code=trust_remote_code, require_all_weights=True)
             tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
             metadata.base_model = metadata.base_model or source
-        if max_length is not None:
-            if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 8:
-                raise ModelLoadError(f"max_length must be an integer >= 8, got {max_length!r}")
-            metadata.max_length = max_length
-        elif not (local.exists() and (local / "stance.json").exists()):
-            metadata.max_length = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
+        _set_max_length(
+            metadata,
+            max_length,
+            local,
+            getattr(model.config, "max_position_embeddings", None),
+            getattr(tokenizer, "model_max_length", None),
+        )
         # Exports are cached next to full model directories; adapter directories (the embedded
         # default, maybe read-only in site-packages) use the user cache instead.
         model_dir = local if local.exists() and not is_adapter_dir(local) else None
-        positions = getattr(model.config, "max_position_embeddings", None)
-        if positions is not None and metadata.max_length > positions:
-            where = f"{local / 'stance.json'}: key 'max_length'" if max_length is None else "max_length"
-            raise ModelLoadError(
-                f"{where} is {metadata.max_length}, beyond the model's {positions} positions; use at most {positions}"
-            )
         classifier = cls(
             model, tokenizer, metadata, label_map=label_map, device=device, backend=backend, model_dir=model_dir
         )
         classifier.source_dir = local if local.exists() else None
+        return classifier
+
+    @classmethod
+    def _from_export(
+        cls,
+        local: Path,
+        metadata: StanceMetadata,
+        backend: str,
+        *,
+        label_map: Mapping[str, str] | None,
+        device: str | torch.device,
+        max_length: int | None,
+    ) -> StanceClassifier | None:
+        """A classifier on a built ONNX export, loaded without torch or transformers; None
+        when the export is not built yet (the caller loads the torch model and builds it)."""
+        import json
+
+        from stance.model.fast_tokenizer import PairTokenizer
+        from stance.model.onnx_backend import find_export
+
+        onnx_path = find_export(local, quantize=backend == "onnx-int8")
+        if onnx_path is None or not (local / "tokenizer.json").is_file():
+            return None
+        config = json.loads((local / "config.json").read_text(encoding="utf-8"))
+        tokenizer = PairTokenizer.from_dir(local)
+        _set_max_length(metadata, max_length, local, config.get("max_position_embeddings"), tokenizer.model_max_length)
+        classifier = cls(
+            None,
+            tokenizer,
+            metadata,
+            label_map=label_map,
+            device=device,
+            backend=backend,
+            onnx_path=onnx_path,
+            id2label=config.get("id2label") or {},
+        )
+        classifier.source_dir = local
         return classifier
 
     def fingerprint(self) -> dict:
@@ -221,6 +296,8 @@ class StanceClassifier:
                 self._fingerprint = {"files": model_fingerprint(self.source_dir)}
             else:
                 import hashlib
+
+                import torch
 
                 digest = hashlib.sha256()
                 for name, tensor in sorted(self.model.state_dict().items()):
@@ -241,6 +318,10 @@ class StanceClassifier:
         half-written file. Only the files of the model are replaced: anything else in
         ``directory`` (checkpoints, data, notes) is left alone, and so is its mode.
         """
+        if self.model is None:
+            raise ModelLoadError(
+                "this classifier runs an ONNX export without torch; load it with backend='torch' to save it"
+            )
         target = Path(directory)
         if target.exists() and not target.is_dir():
             raise ModelLoadError(f"{target}: exists and is not a directory; choose a directory to save the model in")
@@ -290,16 +371,22 @@ class StanceClassifier:
         output = np.empty((len(encoded), len(LABELS)), dtype=np.float32)
         if len(encoded) == 0:
             return output
-        use_autocast = self.device.type == "cuda"
         pad_id = int(self.tokenizer.pad_token_id)
+        batches = length_sorted_batches(encoded.lengths, batch_size, token_budget)
+        if self._onnx is not None:
+            for indices in batches:
+                output[indices] = self._onnx(collate_numpy(encoded, indices, pad_id))[:, self.label_order]
+                if progress is not None:
+                    progress.update(len(indices))
+            return output
+        import torch
+
+        use_autocast = self.device.type == "cuda"
         with torch.inference_mode():
-            for indices in length_sorted_batches(encoded.lengths, batch_size, token_budget):
+            for indices in batches:
                 batch = collate(encoded, indices, pad_id, self.device)
-                if self._onnx is not None:
-                    raw = self._onnx(batch)
-                else:
-                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_autocast):
-                        raw = self.model(**batch).logits.float().cpu().numpy()
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_autocast):
+                    raw = self.model(**batch).logits.float().cpu().numpy()
                 output[indices] = raw[:, self.label_order]
                 if progress is not None:
                     progress.update(len(indices))
@@ -457,6 +544,28 @@ def abstain_labels(probabilities: np.ndarray, threshold: float) -> list[str]:
     decided = np.where(probabilities[:, support] >= probabilities[:, contradict], support, contradict)
     confident = probabilities[:, [support, contradict]].max(axis=1) >= threshold
     return [LABELS[i] if ok else "neutral" for i, ok in zip(decided, confident, strict=True)]
+
+
+def _set_max_length(
+    metadata: StanceMetadata,
+    override: int | None,
+    local: Path,
+    positions: int | None,
+    tokenizer_limit: int | None,
+) -> None:
+    """Apply a max_length override (or the tokenizer's limit when there is no stance.json),
+    refusing lengths beyond the model's position embeddings."""
+    if override is not None:
+        if isinstance(override, bool) or not isinstance(override, int) or override < 8:
+            raise ModelLoadError(f"max_length must be an integer >= 8, got {override!r}")
+        metadata.max_length = override
+    elif not (local.exists() and (local / "stance.json").exists()):
+        metadata.max_length = min(int(tokenizer_limit or 512), 512)
+    if positions is not None and metadata.max_length > positions:
+        where = f"{local / 'stance.json'}: key 'max_length'" if override is None else "max_length"
+        raise ModelLoadError(
+            f"{where} is {metadata.max_length}, beyond the model's {positions} positions; use at most {positions}"
+        )
 
 
 def _remove_stale_weights(target: Path, written: set[str]) -> None:

@@ -64,7 +64,13 @@ _MODEL_FILE_PATTERNS = (
 )
 
 
-def model_fingerprint(directory: str | os.PathLike[str]) -> dict[str, str]:
+def model_file_names(directory: str | os.PathLike[str]) -> list[str]:
+    """Names of the files in ``directory`` that decide the model's outputs, sorted."""
+    directory = Path(directory)
+    return sorted({p.name for pattern in _MODEL_FILE_PATTERNS for p in directory.glob(pattern) if p.is_file()})
+
+
+def model_fingerprint(directory: str | os.PathLike[str], names: list[str] | None = None) -> dict[str, str]:
     """sha256 of each file of a model directory that decides its outputs, by file name.
 
     Read from the files, so it needs no torch; two directories holding the same model
@@ -73,9 +79,8 @@ def model_fingerprint(directory: str | os.PathLike[str]) -> dict[str, str]:
     import hashlib
 
     directory = Path(directory)
-    names = sorted({p.name for pattern in _MODEL_FILE_PATTERNS for p in directory.glob(pattern) if p.is_file()})
     prints = {}
-    for name in names:
+    for name in model_file_names(directory) if names is None else names:
         digest = hashlib.sha256()
         with open(directory / name, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

@@ -7,6 +7,12 @@ than torch. Quantisation is dynamic int8 on the weights of the fused graph. The 
 are cached next to the model (``<model>/onnx/``), or under ``~/.cache/stance/onnx``
 when the model directory is not writable or the model came from the hub.
 
+The cache of a model directory is keyed by the sha256 of the model's files (weights,
+configs, tokenizer, stance.json), found without torch: :func:`find_export` lets a
+process that has a built export score with onnxruntime, ``tokenizers`` and numpy only.
+File hashes are remembered with each file's size and mtime in ``<cache>/files.json``, so
+an unchanged model is not re-read. Building needs torch (``stance export``).
+
 Needs the optional extra: ``pip install stance[onnx]``.
 """
 
@@ -14,40 +20,99 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from stance.model.errors import ModelLoadError
+
+if TYPE_CHECKING:  # building an export needs torch; running one does not
+    import torch
 
 logger = logging.getLogger(__name__)
 BACKENDS = ("torch", "onnx", "onnx-int8")
 _OPSET = 17
 
 
+def _user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stance" / "onnx"
+
+
 def _cache_dir(model_dir: Path | None, key: str) -> Path:
     if model_dir is not None and model_dir.is_dir() and os.access(model_dir, os.W_OK):
         return model_dir / "onnx"
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stance" / "onnx" / key[:16]
-    return base
+    if model_dir is not None:  # e.g. the embedded default installed read-only in site-packages
+        return _user_cache() / hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
+    return _user_cache() / key[:16]
 
 
 def weights_key(model: torch.nn.Module) -> str:
-    """A hash of the model's parameters, so a cache is never reused for other weights."""
+    """A hash of the model's parameters, for models that have no directory of files."""
+    import torch
+
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
+def files_key(model_dir: Path, cache: Path) -> str:
+    """sha256 over the model's files' hashes; hashes of files whose size and mtime are
+    unchanged since the last call are taken from ``cache/files.json`` instead of re-read."""
+    from stance.model.loading import model_file_names, model_fingerprint
+
+    # The graph depends on the weights and the architecture only: recalibrating (stance.json)
+    # or re-saving the tokenizer does not invalidate an export.
+    names = [
+        n for n in model_file_names(model_dir) if n.endswith((".safetensors", ".index.json")) or n == "config.json"
+    ]
+    stats = {}
+    for name in names:
+        info = os.stat(model_dir / name)
+        stats[name] = [info.st_size, info.st_mtime_ns]
+    record_path = cache / "files.json"
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        record = {}
+    if record.get("stats") == stats and isinstance(record.get("sha256"), dict):
+        hashes = record["sha256"]
+    else:
+        hashes = model_fingerprint(model_dir, names)
+        with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
+            cache.mkdir(parents=True, exist_ok=True)
+            staged = record_path.with_name(f".files.json.{os.getpid()}.tmp")
+            staged.write_text(json.dumps({"stats": stats, "sha256": hashes}, sort_keys=True), encoding="utf-8")
+            os.replace(staged, record_path)
+    return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
+
+
+def export_path(model_dir: Path, quantize: bool) -> Path:
+    """Where the export of the model in ``model_dir`` is (or will be) cached."""
+    cache = _cache_dir(model_dir, "")
+    key = files_key(model_dir, cache)
+    # The name carries the quantisation scheme, so a changed scheme never reuses an old file.
+    return cache / f"model-{'int8pc' if quantize else 'fp32'}-{key[:12]}.onnx"
+
+
+def find_export(model_dir: Path, quantize: bool) -> Path | None:
+    """The cached export of ``model_dir``'s model, or None when it has not been built (no torch)."""
+    path = export_path(model_dir, quantize)
+    return path if path.is_file() else None
+
+
 def _export(model: torch.nn.Module, path: Path, with_token_types: bool) -> None:
+    import torch
+
     model = model.eval().to("cpu")
     if hasattr(model.config, "_attn_implementation"):
         model.config._attn_implementation = "eager"  # SDPA does not export to a fusable graph
@@ -82,21 +147,33 @@ def _export(model: torch.nn.Module, path: Path, with_token_types: bool) -> None:
         )
 
 
-def build_onnx(model: torch.nn.Module, model_dir: Path | None, quantize: bool, with_token_types: bool) -> Path:
-    """Export, optimise (fuse) and optionally quantise ``model``; returns the .onnx path (cached)."""
+def build_onnx(
+    model: torch.nn.Module, model_dir: Path | None, quantize: bool, with_token_types: bool, announce: bool = True
+) -> Path:
+    """Export, optimise (fuse) and optionally quantise ``model``; returns the .onnx path (cached).
+
+    ``model_dir`` is the directory the model was loaded from (its files key the cache), or
+    None for a model built in memory (its weights key the cache). Building takes a few
+    seconds to a minute and says so on stderr when ``announce`` is set.
+    """
     try:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from onnxruntime.transformers.optimizer import optimize_model
     except ImportError:
         raise ModelLoadError("the onnx backends need onnx and onnxruntime: pip install 'stance[onnx]'") from None
-    key = weights_key(model)
-    cache = _cache_dir(model_dir, key)
-    # The name carries the quantisation scheme, so a changed scheme never reuses an old file.
-    final = cache / f"model-{'int8pc' if quantize else 'fp32'}-{key[:12]}.onnx"
+    if model_dir is not None:
+        final = export_path(model_dir, quantize)
+    else:
+        key = weights_key(model)
+        final = _cache_dir(None, key) / f"model-{'int8pc' if quantize else 'fp32'}-{key[:12]}.onnx"
     if final.exists():
         return final
+    cache = final.parent
     cache.mkdir(parents=True, exist_ok=True)
+    if announce:
+        kind = "int8 " if quantize else ""
+        print(f"stance: building the {kind}ONNX export once (cached in {cache}) ...", file=sys.stderr, flush=True)
     config = model.config
     with tempfile.TemporaryDirectory(dir=cache) as work:
         raw, fused = Path(work, "raw.onnx"), Path(work, "fused.onnx")
@@ -136,7 +213,7 @@ def _root_logger_at(level: int) -> Iterator[None]:
 
 
 class OnnxRunner:
-    """Runs an exported model on CPU with onnxruntime; takes the torch batches ``collate`` makes."""
+    """Runs an exported model on CPU with onnxruntime; takes the numpy batches ``collate_numpy`` makes."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -149,7 +226,7 @@ class OnnxRunner:
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.path = path
 
-    def __call__(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """Logits (batch, labels) as float32."""
-        feeds = {name: tensor.cpu().numpy() for name, tensor in batch.items() if name in self.input_names}
+        feeds = {name: array for name, array in batch.items() if name in self.input_names}
         return self.session.run(["logits"], feeds)[0]

