@@ -7,7 +7,14 @@ stance torch fp32 reference, and macro-F1 on the rows' gold labels.
 
     python benchmarks/throughput.py                      # short (SICK) and article (FNC-1) pairs
     python benchmarks/throughput.py --memory             # RSS of streaming 10k vs 1M generated rows
-Prints a table and writes benchmarks/results/throughput.json (memory.json for --memory).
+    python benchmarks/throughput.py --whole-process      # whole commands, start-up included
+Prints a table and writes benchmarks/results/throughput.json (memory.json for --memory,
+whole_process.json for --whole-process).
+
+The default mode measures the scoring loop inside a warm process (model loaded, one
+warm-up batch). ``--whole-process`` measures what a user waits for: each system is one
+command run from a shell on a Parquet file (start-up, imports, model loading, reading
+and writing included), median of ``--repeats`` runs, with the child's peak RSS.
 """
 
 from __future__ import annotations
@@ -205,6 +212,117 @@ def memory(rows_list: list[int]) -> dict:
     return results
 
 
+PIPELINE_SCRIPT = """
+import sys, pandas as pd
+from transformers import pipeline
+model, source, target, max_length = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+frame = pd.read_parquet(source)
+pipe = pipeline("text-classification", model=model, device=-1)
+inputs = [{"text": p, "text_pair": h} for p, h in zip(frame.premise, frame.hypothesis)]
+out = pipe(inputs, batch_size=32, truncation=True, max_length=max_length)
+frame.assign(label=[o["label"] for o in out], score=[o["score"] for o in out]).to_parquet(target)
+"""
+WHOLE_SYSTEMS = ("pipeline-script", "stance-torch", "stance-onnx", "stance-onnx-int8")
+
+
+def whole_process_inputs(scratch: Path, sizes: list[int], articles: int) -> dict[str, Path]:
+    """Parquet inputs: ``short-N`` pairs cycled from SICK test + train, ``articles-N`` from FNC-1 dev."""
+    import pandas as pd
+
+    short = []
+    for name in ("sick/test.jsonl", "sick/train.jsonl"):
+        with open(DATA / name, encoding="utf-8") as handle:
+            short += [json.loads(line) for line in handle]
+    files = {}
+    for size in sizes:
+        rows = [short[i % len(short)] for i in range(size)]
+        frame = pd.DataFrame({"id": range(size), "premise": [r["premise"] for r in rows],
+                              "hypothesis": [r["hypothesis"] for r in rows]})  # fmt: skip
+        files[f"short-{size}"] = scratch / f"short-{size}.parquet"
+        frame.to_parquet(files[f"short-{size}"])
+    if articles:
+        with open(DATA / "fnc1" / "dev.jsonl", encoding="utf-8") as handle:
+            rows = [json.loads(line) for _, line in zip(range(articles), handle, strict=False)]
+        frame = pd.DataFrame({"id": range(len(rows)), "premise": [r["premise"] for r in rows],
+                              "hypothesis": [r["hypothesis"] for r in rows]})  # fmt: skip
+        files[f"articles-{len(rows)}"] = scratch / f"articles-{len(rows)}.parquet"
+        frame.to_parquet(files[f"articles-{len(rows)}"])
+    return files
+
+
+def timed_command(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one command, via GNU time's %M (the child's own peak)."""
+    with tempfile.NamedTemporaryFile(suffix=".time") as report:
+        started = time.perf_counter()
+        subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%M", *command], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        wall = time.perf_counter() - started
+        return wall, int(Path(report.name).read_text().split()[-1]) / 1024
+
+
+def whole_process(systems: list[str], sizes: list[int], articles: int, repeats: int) -> dict:
+    """Each system as a user runs it, on each input; median wall time of ``repeats`` runs."""
+    import pandas as pd
+
+    from stance.model import StanceClassifier
+
+    model_dir = full_model_dir()
+    max_length = StanceClassifier.from_pretrained(model_dir, device="cpu").max_length
+    stance = str(Path(sys.executable).with_name("stance"))
+    for quantize in (False, True):  # exports are built once, before timing (as `stance export` does)
+        subprocess.run([stance, "export", "--model", str(model_dir)] + (["--int8"] if quantize else []), check=True)
+    env_note = {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
+    results: dict = {"mode": "whole process", "model": str(model_dir), "max_length": max_length, "runs": []} | env_note
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        for workload, source in whole_process_inputs(scratch, sizes, articles).items():
+            labels: dict[str, list] = {}
+            for system in systems:
+                target = scratch / f"{system}-{workload}.parquet"
+                if system == "pipeline-script":
+                    command = [sys.executable, "-c", PIPELINE_SCRIPT, str(model_dir), str(source), str(target),
+                               str(max_length)]  # fmt: skip
+                else:
+                    command = [stance, "score", "--model", str(model_dir), "--backend", system.removeprefix("stance-"),
+                               "--input", str(source), "--output", str(target), "--no-progress"]  # fmt: skip
+                timings = []
+                for _ in range(repeats):
+                    target.unlink(missing_ok=True)
+                    timings.append(timed_command(command))
+                walls = sorted(t[0] for t in timings)
+                labels[system] = pd.read_parquet(target)["label"].tolist()
+                results["runs"].append({
+                    "workload": workload, "system": system, "median_seconds": round(walls[len(walls) // 2], 2),
+                    "all_seconds": [round(t[0], 2) for t in timings], "peak_rss_mb": round(max(t[1] for t in timings)),
+                })  # fmt: skip
+            reference = labels.get("stance-torch")
+            for run in results["runs"]:
+                if run["workload"] != workload:
+                    continue
+                pipeline_run = next((r for r in results["runs"] if r["workload"] == workload
+                                     and r["system"] == "pipeline-script"), None)  # fmt: skip
+                run["x_pipeline"] = (
+                    round(pipeline_run["median_seconds"] / run["median_seconds"], 2) if pipeline_run else None
+                )
+                if reference is not None:
+                    same = np.mean([a == b for a, b in zip(labels[run["system"]], reference, strict=True)])
+                    run["label_agreement_with_torch"] = round(float(same), 4)
+    return results
+
+
+def render_whole_process(results: dict) -> str:
+    lines = [
+        "| input | system | median wall s | x pipeline script | peak RSS MB | labels = torch fp32 |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in results["runs"]:
+        ratio = f"{r['x_pipeline']:.2f}" if r.get("x_pipeline") else "-"
+        agreement = r.get("label_agreement_with_torch")
+        lines.append(f"| {r['workload']} | {r['system']} | {r['median_seconds']:.2f} | {ratio} | {r['peak_rss_mb']} | "
+                     f"{'-' if agreement is None else f'{agreement:.4f}'} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def render(results: dict) -> str:
     lines = [
         "| workload | max len | system | pairs/s | x pipeline | peak RSS MB | agreement w/ fp32 | macro-F1 |",
@@ -227,8 +345,17 @@ def main() -> int:
     parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--memory", action="store_true", help="measure RSS on generated inputs instead")
     parser.add_argument("--memory-rows", nargs="*", type=int, default=[10_000, 1_000_000])
+    parser.add_argument("--whole-process", action="store_true", help="time whole commands, start-up included")
+    parser.add_argument("--whole-systems", nargs="*", default=list(WHOLE_SYSTEMS), choices=WHOLE_SYSTEMS)
+    parser.add_argument("--sizes", nargs="*", type=int, default=[1, 2000, 20000], help="short-pair input sizes")
+    parser.add_argument("--articles", type=int, default=1000, help="FNC-1 articles (0: none)")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    if args.memory:
+    if args.whole_process:
+        results = whole_process(args.whole_systems, args.sizes, args.articles, args.repeats)
+        path = REPO / "benchmarks" / "results" / "whole_process.json"
+        print(render_whole_process(results))
+    elif args.memory:
         results = memory(args.memory_rows)
         path = REPO / "benchmarks" / "results" / "memory.json"
         print(f"RSS growth from {args.memory_rows[0]:,} to {args.memory_rows[-1]:,} rows: {results['growth_mb']} MB")
