@@ -217,6 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate several models side by side (use 'default' for the embedded one)",
     )
 
+    serve = commands.add_parser("serve", help="serve the model over HTTP (needs stance[serve])")
+    serve.add_argument("--model", default=None, help="model directory or hub id (default: the embedded default model)")
+    serve.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default="torch")
+    serve.add_argument("--device", default="auto", help="auto, cpu, cuda ... (default: auto)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-key-file", default=None, help="file holding a bearer token that every request must send")
+    serve.add_argument("--max-pairs", type=int, default=256, help="most pairs per request (default: 256)")
+    serve.add_argument("--max-chars", type=int, default=100_000, help="most characters per text (default: 100000)")
+    serve.add_argument("--max-body-mb", type=float, default=8.0, help="largest request body in MiB (default: 8)")
+    serve.add_argument("--max-queue", type=int, default=4096, help="most pairs waiting to be scored (default: 4096)")
+    serve.add_argument("--max-batch", type=int, default=128, help="most pairs merged into one scoring call")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long to wait for requests to merge")
+    serve.add_argument("--trust-remote-code", action="store_true", help="allow custom model code (off by default)")
+
     export = commands.add_parser(
         "export", help="build the ONNX export used by --backend onnx / onnx-int8 (cached next to the model)"
     )
@@ -400,6 +415,46 @@ def _safe_name(model: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in model.strip("/"))[-80:]
 
 
+def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        from stance.serve import ServeLimits, serve
+    except ImportError as error:
+        raise StanceError(str(error)) from None
+    for flag, value in (("--max-pairs", args.max_pairs), ("--max-chars", args.max_chars), ("--max-queue", args.max_queue),
+                        ("--max-batch", args.max_batch), ("--port", args.port)):  # fmt: skip
+        if value < 1:
+            raise StanceError(f"{flag} must be >= 1, got {value}")
+    if args.max_body_mb <= 0 or args.max_wait_ms < 0:
+        raise StanceError("--max-body-mb must be > 0 and --max-wait-ms >= 0")
+    api_key = None
+    if args.api_key_file is not None:
+        try:
+            api_key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise StanceError(f"{args.api_key_file}: cannot read the API key ({error.strerror})") from None
+        if not api_key:
+            raise StanceError(f"{args.api_key_file}: the API key file is empty")
+    limits = ServeLimits(
+        max_pairs_per_request=args.max_pairs,
+        max_chars_per_text=args.max_chars,
+        max_body_bytes=int(args.max_body_mb * (1 << 20)),
+        max_queue_pairs=args.max_queue,
+        max_batch_pairs=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+    )
+    args.max_length, args.checkpoint_label_map = None, None
+    classifier = _load_classifier(args)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("binding %s: the server is reachable from other machines%s", args.host,
+                    "" if api_key else " and has no --api-key-file")  # fmt: skip
+    print(f"stance: serving {args.model or 'the default model'} on http://{args.host}:{args.port} "
+          f"(docs: /docs; Ctrl-C stops after requests in flight)", file=sys.stderr, flush=True)  # fmt: skip
+    serve(
+        classifier, host=args.host, port=args.port, limits=limits, api_key=api_key, model_name=args.model or "default"
+    )
+    return 0
+
+
 def _run_export(args: argparse.Namespace) -> int:
     import time
 
@@ -468,6 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "eval": _run_eval,
         "calibrate": _run_calibrate,
         "export": _run_export,
+        "serve": _run_serve,
     }
     try:
         return runners[args.command](args)
