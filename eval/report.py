@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
 
+def strict_json_value(value):
+    """``value`` with every NaN or infinity replaced by None, recursively: JSON has neither, and
+    most parsers reject Python's bare ``NaN`` (an undefined metric, e.g. F1 of an absent class)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json_value(v) for v in value]
+    return value
+
+
 def write_metrics_json(metrics: dict, path: str | os.PathLike[str]) -> Path:
-    """Write ``metrics`` as indented JSON with sorted keys."""
+    """Write ``metrics`` as indented, strictly valid JSON with sorted keys (NaN -> null)."""
     path = Path(path)
-    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    text = json.dumps(strict_json_value(metrics), indent=2, sort_keys=True, allow_nan=False, default=_plain)
+    path.write_text(text + "\n", encoding="utf-8")
     return path
+
+
+def _plain(value):
+    """numpy scalars and arrays as Python values (json cannot encode them itself)."""
+    if hasattr(value, "tolist"):
+        return strict_json_value(value.tolist())
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def metrics_table(metrics: dict) -> str:

@@ -72,13 +72,23 @@ class StancePrediction:
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; a device this machine lacks is a clear error."""
     import torch
 
-    if str(device) != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelLoadError(f"unknown device {str(device)!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"device {str(device)!r}: CUDA is not available on this machine; use --device cpu")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ModelLoadError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(f"device {str(device)!r}: MPS is not available on this machine; use --device cpu")
+    return resolved
 
 
 def _as_pairs(pairs, hypotheses) -> tuple[list[str], list[str]]:
@@ -153,7 +163,9 @@ class StanceClassifier:
                     "StanceClassifier needs a model (or, with an ONNX backend, onnx_path and id2label)"
                 )
             if str(device) not in ("auto", "cpu"):
-                raise ModelLoadError(f"backend {backend!r} runs on the CPU; use backend='torch' with device {device}")
+                raise ModelLoadError(
+                    f"backend {backend!r} runs on the CPU; use --device cpu, or backend 'torch' for device {device}"
+                )
             from stance.model.onnx_backend import OnnxRunner
 
             self.model = None
@@ -458,6 +470,16 @@ class StanceClassifier:
         """
         premises, hyps = _as_pairs(pairs, hypotheses)
         mode = long_text or self.metadata.long_text
+        if mode not in ("truncate", "window"):
+            raise InputDataError(f"long_text must be 'truncate' or 'window', got {mode!r}")
+        if abstain_threshold is not None and not 0.0 <= abstain_threshold <= 1.0:
+            raise InputDataError(f"abstain threshold must be between 0 and 1, got {abstain_threshold}")
+        if batch_size < 1:
+            raise InputDataError(f"batch_size must be >= 1, got {batch_size}")
+        if not premises:  # an empty request gets an empty answer of the usual shapes
+            empty = StancePrediction(labels=[], probabilities=np.empty((0, len(LABELS))), truncated=np.zeros(0, bool))
+            empty.window_spans = [] if mode == "window" else None
+            return empty
         if mode == "window":
             from stance.model.windows import predict_windowed
 

@@ -46,6 +46,11 @@ def row_problem(text: object, role: str) -> str | None:
         return f"{role} is {type(text).__name__}, expected text"
     if not text.strip():
         return f"empty {role}"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            return f"{role} holds a lone surrogate ({text[error.start]!r} at character {error.start}), not valid Unicode"
     return None
 
 
@@ -295,6 +300,8 @@ def score_file(
     input_is_stream = is_stream(input_path)
     in_fmt = table_format(input_path, input_format or ("jsonl" if input_is_stream else None))
     out_fmt = table_format(output_path, output_format or (None if output_path.suffix else in_fmt))
+    if not output_is_stream:
+        output_path.parent.mkdir(parents=True, exist_ok=True)  # a read-only place fails here, before any work
     if output_path.is_dir():
         raise InputDataError(
             f"{output_path}: is a directory; pass an output file name (e.g. {output_path}/scored.{out_fmt})"

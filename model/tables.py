@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,6 +248,10 @@ def require_columns(frame: pd.DataFrame, columns: dict[str, str], path: str | os
     Args:
         columns: role -> column name, e.g. {"premise": "body", "hypothesis": "headline"}.
     """
+    if len(frame.columns) == 0 and len(frame) == 0:
+        raise InputDataError(
+            f"{path}: the file is empty (no rows, no columns); expected pairs with columns {list(columns.values())}"
+        )
     for role, column in columns.items():
         if column not in frame.columns:
             raise InputDataError(
@@ -259,8 +264,8 @@ def _jsonable(record: dict) -> dict:
     """Replace float NaN (pandas' missing value) by None and numpy scalars by Python ones."""
     clean = {}
     for key, value in record.items():
-        if isinstance(value, float) and value != value:
-            value = None
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None  # JSON has no NaN or Infinity
         elif hasattr(value, "item") and not isinstance(value, (list, dict, str)):
             try:
                 value = value.item()
@@ -270,6 +275,20 @@ def _jsonable(record: dict) -> dict:
             value = None
         clean[key] = value
     return clean
+
+
+def _json_line(record: dict) -> str:
+    """One JSON object as a line of valid UTF-8 JSON.
+
+    A lone surrogate (legal in a JSON ``\\ud800`` escape, not encodable as UTF-8) is
+    written as its escape, so the value round-trips instead of failing the write.
+    """
+    line = json.dumps(record, ensure_ascii=False, default=str, allow_nan=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record, ensure_ascii=True, default=str, allow_nan=False)
+    return line
 
 
 class TableWriter:
@@ -306,10 +325,7 @@ class TableWriter:
         """Append rows (a CSV header is written once, before the first rows)."""
         if self.format == "jsonl":
             # json.dumps keeps floats exact (pandas.to_json rounds to 10 digits); NaN -> null.
-            lines = [
-                json.dumps(_jsonable(record), ensure_ascii=False, default=str)
-                for record in frame.to_dict(orient="records")
-            ]
+            lines = [_json_line(_jsonable(record)) for record in frame.to_dict(orient="records")]
             self._handle.write(("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
         elif self.format == "csv":
             # Quote every text field: csv's minimal quoting leaves a bare "\r" unquoted, which

@@ -263,7 +263,42 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_common_options(args: argparse.Namespace) -> None:
+    """Validate numeric options before any model is loaded or any row is read."""
+    if getattr(args, "batch_size", 1) < 1:
+        raise StanceError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if getattr(args, "max_length", None) is not None and args.max_length < 8:
+        raise StanceError(f"--max-length must be >= 8, got {args.max_length}")
+    threshold = getattr(args, "abstain_threshold", None)
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise StanceError(f"--abstain-threshold must be between 0 and 1, got {threshold}")
+
+
+def _check_model_argument(model: str | None) -> None:
+    """A local-looking model path that does not exist is "not found" before any work starts."""
+    if model in (None, "default"):
+        return
+    from stance.model.loading import resolve_model_source
+
+    source = resolve_model_source(model)
+    looks_local = source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source
+    if looks_local and not Path(source).expanduser().exists():
+        raise StanceError(f"{model}: model directory not found")
+
+
 def _run_score(args: argparse.Namespace) -> int:
+    _check_common_options(args)
+    if args.chunk_rows < 1:
+        raise StanceError(f"--chunk-rows must be >= 1, got {args.chunk_rows}")
+    if args.engine != "ray":
+        ray_only = [flag for flag, value, default in (("--num-gpus", args.num_gpus, 0), ("--concurrency",
+                    args.concurrency, 1), ("--cpus-per-actor", args.cpus_per_actor, 1), ("--ray-batch-size",
+                    args.ray_batch_size, 1024)) if value != default]  # fmt: skip
+        if ray_only:
+            raise StanceError(f"{', '.join(ray_only)} only apply with --engine ray")
+    elif args.concurrency < 1 or args.num_gpus < 0 or args.cpus_per_actor <= 0 or args.ray_batch_size < 1:
+        raise StanceError("--concurrency and --ray-batch-size must be >= 1, --num-gpus >= 0, --cpus-per-actor > 0")
+    _check_model_argument(args.model)
     if args.engine == "ray":
         return _run_score_ray(args)
     classifier = _load_classifier(args)
@@ -378,10 +413,14 @@ def _dataset_spec(args: argparse.Namespace, path: str):
 def _run_eval(args: argparse.Namespace) -> int:
     from stance.eval.evaluate import compare_models, evaluate_file, write_evaluation
 
+    _check_common_options(args)
     spec = _dataset_spec(args, args.data)
     models = args.compare or [args.model]
+    for model in models:  # every model argument checked before any is evaluated
+        _check_model_argument(model)
+    folders = _unique_names([model or "default" for model in models])
     all_results = []
-    for model in models:
+    for model, folder in zip(models, folders, strict=True):
         args.model = None if model in (None, "default") else model
         classifier = _load_classifier(args)
         results = evaluate_file(
@@ -396,7 +435,7 @@ def _run_eval(args: argparse.Namespace) -> int:
             abstain_threshold=args.abstain_threshold,
             n_errors=args.errors,
         )
-        output_dir = Path(args.output_dir) / _safe_name(model or "default") if args.compare else Path(args.output_dir)
+        output_dir = Path(args.output_dir) / folder if args.compare else Path(args.output_dir)
         paths = write_evaluation(results, output_dir)
         overall = results["overall"]
         print(
@@ -409,6 +448,18 @@ def _run_eval(args: argparse.Namespace) -> int:
         for path in compare_models(all_results, args.output_dir).values():
             print(f"wrote {path}")
     return 0
+
+
+def _unique_names(models: list[str]) -> list[str]:
+    """A folder name per model; two models whose safe names collide (m/x, m_x) get -2, -3..."""
+    names: list[str] = []
+    for model in models:
+        name, suffix = _safe_name(model), 2
+        while name in names:
+            name = f"{_safe_name(model)}-{suffix}"
+            suffix += 1
+        names.append(name)
+    return names
 
 
 def _safe_name(model: str) -> str:
@@ -484,6 +535,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
+    _check_common_options(args)
+    _check_model_argument(args.model)
     from stance.eval.evaluate import calibrate_classifier
     from stance.model.loading import DEFAULT_MODEL_DIR, resolve_model_source
 
@@ -537,6 +590,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"stance {args.command}: interrupted (rerun with --resume to continue scoring)", file=sys.stderr)
         return 130
+    except OSError as error:
+        # The machine, not the input: a read-only or full disk, a permission, a missing device.
+        where = f"{error.filename}: " if getattr(error, "filename", None) else ""
+        print(f"stance {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -431,3 +431,111 @@ def test_a_new_key_in_a_later_chunk_of_standard_input_is_an_error_not_a_loss(tmp
         )  # fmt: skip
     assert result.returncode == 2 and "row 11 onwards: key(s) ['extra'] not seen in the first chunk" in result.stderr
     assert not (tmp_path / "o.csv").exists()
+
+
+# ------------------------------------------------------------------ clear errors instead of tracebacks (items 10, 11)
+def one_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--chunk-rows", "0"], "--chunk-rows must be >= 1"),
+        (["--abstain-threshold", "1.5"], "--abstain-threshold must be between 0 and 1"),
+        (["--max-length", "0"], "--max-length must be >= 8"),
+        (["--device", "cuda"], "CUDA is not available on this machine"),
+        (["--device", "gpu"], "unknown device 'gpu'"),
+        (["--device", "cuda", "--backend", "onnx-int8"], "CUDA is not available on this machine"),
+        (["--num-gpus", "1"], "--num-gpus only apply with --engine ray"),
+    ],
+)
+def test_bad_score_options_are_one_line_before_any_work(tmp_path, tiny_model_dir, extra, message):
+    data = pairs_file(tmp_path / "p.jsonl", 3)
+    out = tmp_path / "o.jsonl"
+    result = stance("score", "--model", tiny_model_dir, "--input", data, "--output", out, *extra)
+    assert message in one_line(result)
+    assert not out.exists() and not out.with_name("o.jsonl.parts").exists()
+
+
+def test_unwritable_output_is_one_line(tmp_path, tiny_model_dir):
+    if os.geteuid() == 0:
+        target = Path("/sys/stance-cannot-write-here/o.jsonl")  # root ignores file modes; sysfs refuses anyway
+    else:
+        (tmp_path / "ro").mkdir(mode=0o500)
+        target = tmp_path / "ro" / "sub" / "o.jsonl"
+    data = pairs_file(tmp_path / "p.jsonl", 3)
+    line = one_line(stance("score", "--model", tiny_model_dir, "--input", data, "--output", target))
+    assert "stance score: error:" in line
+
+
+def test_jsonl_oddities_round_trip_or_fail_clearly(tmp_path, tiny_classifier):
+    lone = '{"premise": "a man \\ud800 plays", "hypothesis": "nobody plays", "x": 1e999}\n'
+    data = tmp_path / "odd.jsonl"
+    data.write_text(lone)
+    out = tiny_classifier.score_file(data, tmp_path / "o.jsonl")
+    row = json.loads(out.read_text())  # valid JSON: no bare Infinity, surrogate kept as its escape
+    assert row["premise"] == "a man \ud800 plays" and row["x"] is None
+    assert row["error"].startswith("premise holds a lone surrogate") and row["label"] is None
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"premise": ' + "[" * 100_000 + "]" * 100_000 + ', "hypothesis": "x"}\n')
+    from stance.model.errors import InputDataError
+
+    with pytest.raises(InputDataError, match="line 1: JSON nested too deeply"):
+        tiny_classifier.score_file(deep, tmp_path / "o2.jsonl")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    from stance.model.tables import read_table, require_columns
+
+    with pytest.raises(InputDataError, match="the file is empty"):
+        require_columns(read_table(empty), {"premise": "premise"}, empty)
+
+
+def test_predict_on_nothing_gives_empty_results(tiny_classifier):
+    result = tiny_classifier.predict([])
+    assert result.labels == [] and result.probabilities.shape == (0, 3) and result.truncated.shape == (0,)
+    assert tiny_classifier.predict([], long_text="window").window_spans == []
+
+
+def test_epochs_zero_and_bf16_on_cpu_are_recipe_errors(tmp_path):
+    from stance.model.errors import ConfigError
+    from stance.training.config import load_config
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data:\n  train:\n    - {path: x.jsonl}\ntraining:\n  epochs: 0\n")
+    with pytest.raises(ConfigError, match="training.epochs: must be > 0"):
+        load_config(recipe)
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="training.bf16: true needs a CUDA GPU"):
+            load_config(recipe, ["training.epochs=1", "training.bf16=true"])
+
+
+def test_metrics_json_is_strict_json(tmp_path):
+    from stance.eval.report import write_metrics_json
+
+    path = write_metrics_json({"f1": float("nan"), "nested": [float("inf"), 1.0]}, tmp_path / "m.json")
+    assert json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"bare {name}")) == {
+        "f1": None,
+        "nested": [None, 1.0],
+    }
+
+
+def test_eval_compare_checks_every_model_first_and_keeps_reports_apart(tmp_path, tiny_model_dir):
+    data = pairs_file(tmp_path / "dev.jsonl", 6, label=True)
+    result = stance("eval", "--data", data, "--output-dir", tmp_path / "r", "--compare", tiny_model_dir,
+                    tmp_path / "doesnotexist", "--no-progress")  # fmt: skip
+    assert "doesnotexist: model directory not found" in one_line(result)
+    assert not (tmp_path / "r").exists(), "nothing is evaluated before every model argument is checked"
+    (tmp_path / "m").mkdir()
+    first = shutil.copytree(tiny_model_dir, tmp_path / "m" / "x")
+    second = shutil.copytree(tiny_model_dir, tmp_path / "m_x")
+    result = stance("eval", "--data", data, "--output-dir", tmp_path / "r", "--compare", first, second, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    folders = sorted(p.name for p in (tmp_path / "r").iterdir() if p.is_dir())
+    assert len(folders) == 2 and all((tmp_path / "r" / f / "metrics.json").exists() for f in folders)

@@ -290,6 +290,19 @@ def validate_config(config: StanceConfig) -> None:
         raise ConfigError(f"model.long_text: expected 'truncate' or 'window', got {config.model.long_text!r}")
     if config.model.max_length < 8:
         raise ConfigError(f"model.max_length: must be >= 8, got {config.model.max_length}")
+    if config.training.max_steps <= 0 and not config.training.epochs > 0:
+        raise ConfigError(
+            f"training.epochs: must be > 0 (or set training.max_steps > 0), got {config.training.epochs}; "
+            f"a run with no training steps would save an untrained model"
+        )
+    if config.training.bf16:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            if not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+                raise ConfigError("training.bf16: true needs a CUDA GPU with bf16 support; remove it on this machine")
     if config.training.learning_rate <= 0 or config.training.batch_size < 1:
         raise ConfigError("training.learning_rate must be > 0 and training.batch_size >= 1")
     if config.training.eval_strategy not in ("epoch", "steps", "no"):
