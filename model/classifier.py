@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import torch
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
+LONG_TEXT_MODES = ("truncate", "window", "evidence")
 
 DEFAULT_TOKEN_BUDGET = 16_384  # padded tokens per batch: 32 rows x 512, or 128 x 128
 
@@ -59,13 +60,16 @@ class StancePrediction:
         probabilities: float array (N, 3), columns in ``LABELS`` order, rows sum to 1.
         truncated: bool array (N,), True where the premise was cut to fit ``max_length``.
         window_spans: per pair, the (start, end) character offsets of the premise window
-            that decided the label in window mode; None in truncate mode.
+            that decided the label in window mode; None in the other modes.
+        evidence_spans: per pair, the (start, end) character spans of the premise
+            sentences kept in evidence mode (in document order); None in the other modes.
     """
 
     labels: list[str]
     probabilities: np.ndarray
     truncated: np.ndarray
     window_spans: list[tuple[int, int]] | None = field(default=None)
+    evidence_spans: list[list[tuple[int, int]]] | None = field(default=None)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -459,7 +463,7 @@ class StanceClassifier:
             batch_size: most pairs per forward pass (batches also respect a token budget).
             symmetric: also score (hypothesis, premise) and average the two probability
                 rows, so the answer does not depend on which text came first.
-            long_text: ``truncate`` or ``window`` (default: the model's stance.json).
+            long_text: ``truncate``, ``window`` or ``evidence`` (default: the model's stance.json).
             progress: show a tqdm progress bar.
             abstain_threshold: label a pair ``neutral`` unless its support or contradict
                 probability reaches this (pick it from ``stance eval``'s precision/coverage
@@ -470,8 +474,8 @@ class StanceClassifier:
         """
         premises, hyps = _as_pairs(pairs, hypotheses)
         mode = long_text or self.metadata.long_text
-        if mode not in ("truncate", "window"):
-            raise InputDataError(f"long_text must be 'truncate' or 'window', got {mode!r}")
+        if mode not in LONG_TEXT_MODES:
+            raise InputDataError(f"long_text must be one of {list(LONG_TEXT_MODES)}, got {mode!r}")
         if abstain_threshold is not None and not 0.0 <= abstain_threshold <= 1.0:
             raise InputDataError(f"abstain threshold must be between 0 and 1, got {abstain_threshold}")
         if batch_size < 1:
@@ -479,11 +483,18 @@ class StanceClassifier:
         if not premises:  # an empty request gets an empty answer of the usual shapes
             empty = StancePrediction(labels=[], probabilities=np.empty((0, len(LABELS))), truncated=np.zeros(0, bool))
             empty.window_spans = [] if mode == "window" else None
+            empty.evidence_spans = [] if mode == "evidence" else None
             return empty
         if mode == "window":
             from stance.model.windows import predict_windowed
 
             result = predict_windowed(
+                self, premises, hyps, batch_size=batch_size, symmetric=symmetric, progress=progress
+            )
+        elif mode == "evidence":
+            from stance.model.evidence import predict_evidence
+
+            result = predict_evidence(
                 self, premises, hyps, batch_size=batch_size, symmetric=symmetric, progress=progress
             )
         elif mode == "truncate":
@@ -493,7 +504,7 @@ class StanceClassifier:
             labels = [LABELS[i] for i in probabilities.argmax(axis=1)]
             result = StancePrediction(labels=labels, probabilities=probabilities, truncated=truncated)
         else:
-            raise InputDataError(f"long_text must be 'truncate' or 'window', got {mode!r}")
+            raise InputDataError(f"long_text must be one of {list(LONG_TEXT_MODES)}, got {mode!r}")
         if abstain_threshold is not None:
             result.labels = abstain_labels(result.probabilities, abstain_threshold)
         return result

@@ -27,7 +27,8 @@ class StanceMetadata:
     Attributes:
         base_model: where the weights came from (hub id or path).
         max_length: tokens per (premise, hypothesis) input, special tokens included.
-        long_text: ``truncate`` or ``window`` (how premises over ``max_length`` are handled).
+        long_text: ``truncate``, ``window`` or ``evidence`` (how premises over ``max_length`` are handled).
+        evidence_ranker: ``lexical`` (BM25) or ``embedding`` (MiniLM), for evidence mode.
         window_stride: tokens of overlap between consecutive premise windows.
         window_aggregation: how window scores are combined (see ``model.windows``).
         temperature: logits are divided by this before softmax (1.0 = uncalibrated).
@@ -42,6 +43,7 @@ class StanceMetadata:
     long_text: str = "truncate"
     window_stride: int = 32
     window_aggregation: str = "mean"  # best of the three on FNC-1 dev (benchmarks/windows.py)
+    evidence_ranker: str = "lexical"
     temperature: float = 1.0
     training: dict[str, Any] = field(default_factory=dict)
     data_fingerprints: dict[str, Any] = field(default_factory=dict)
@@ -99,8 +101,10 @@ class StanceMetadata:
             raise bad("temperature", "a finite number > 0")
         if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 8:
             raise bad("max_length", "an integer >= 8")
-        if self.long_text not in ("truncate", "window"):
-            raise bad("long_text", "'truncate' or 'window'")
+        if self.long_text not in ("truncate", "window", "evidence"):
+            raise bad("long_text", "'truncate', 'window' or 'evidence'")
+        if self.evidence_ranker not in ("lexical", "embedding"):
+            raise bad("evidence_ranker", "'lexical' or 'embedding'")
         if isinstance(self.window_stride, bool) or not isinstance(self.window_stride, int) or self.window_stride < 0:
             raise bad("window_stride", "an integer >= 0")
 

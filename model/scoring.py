@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 ADDED_COLUMNS = ("label", *(f"prob_{label}" for label in LABELS), "truncated", "error")
 WINDOW_COLUMNS = ("window_start", "window_end")
+EVIDENCE_COLUMNS = ("evidence_spans",)
 
 
 def row_problem(text: object, role: str) -> str | None:
@@ -50,7 +51,9 @@ def row_problem(text: object, role: str) -> str | None:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as error:
-            return f"{role} holds a lone surrogate ({text[error.start]!r} at character {error.start}), not valid Unicode"
+            return (
+                f"{role} holds a lone surrogate ({text[error.start]!r} at character {error.start}), not valid Unicode"
+            )
     return None
 
 
@@ -84,6 +87,7 @@ def score_frame(
     truncated = np.full(len(frame), None, dtype=object)
     mode = long_text or classifier.metadata.long_text
     spans = np.full((len(frame), 2), -1, dtype=np.int64)
+    evidence = np.full(len(frame), None, dtype=object)
     if valid.any():
         result = classifier.predict(
             list(frame[premise_column][valid]),
@@ -98,6 +102,9 @@ def score_frame(
         truncated[valid] = result.truncated.tolist()
         if result.window_spans is not None:
             spans[valid] = np.asarray(result.window_spans, dtype=np.int64).reshape(-1, 2)
+        if result.evidence_spans is not None:
+            # JSON text, the same in every output format: [[start, end], ...] of the kept sentences
+            evidence[valid] = [json.dumps([list(span) for span in kept]) for kept in result.evidence_spans]
     out[prefix + "label"] = pd.array(labels, dtype=object)
     for column, label in enumerate(LABELS):
         out[f"{prefix}prob_{label}"] = probabilities[:, column]
@@ -105,6 +112,8 @@ def score_frame(
     out[prefix + "error"] = pd.array(problems, dtype=object)
     if mode == "window":
         out[prefix + "window_start"], out[prefix + "window_end"] = spans[:, 0], spans[:, 1]
+    if mode == "evidence":
+        out[prefix + "evidence_spans"] = pd.array(evidence, dtype=object)
     if progress is not None:
         progress.update(len(frame))
     return out
@@ -112,7 +121,8 @@ def score_frame(
 
 def check_no_collision(columns, prefix: str, long_text: str) -> None:
     """Refuse to overwrite input columns that share a name with an added column."""
-    added = [prefix + name for name in ADDED_COLUMNS + (WINDOW_COLUMNS if long_text == "window" else ())]
+    extra = {"window": WINDOW_COLUMNS, "evidence": EVIDENCE_COLUMNS}.get(long_text, ())
+    added = [prefix + name for name in ADDED_COLUMNS + extra]
     clash = [name for name in added if name in set(map(str, columns))]
     if clash:
         raise InputDataError(

@@ -53,9 +53,16 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--long-text",
-        choices=("truncate", "window"),
+        choices=("truncate", "window", "evidence"),
         default=None,
-        help="how premises over max length are handled (default: the model's)",
+        help="how premises over max length are handled: cut, overlapping windows, or the sentences that "
+        "bear on the hypothesis (default: the model's)",
+    )
+    parser.add_argument(
+        "--evidence-ranker",
+        choices=("lexical", "embedding"),
+        default=None,
+        help="evidence mode: rank sentences by BM25 (lexical) or MiniLM similarity (default: the model's)",
     )
     parser.add_argument(
         "--symmetric",
@@ -97,7 +104,10 @@ def _load_classifier(args: argparse.Namespace):
 
     if args.backend == "torch" or not _export_is_built(args):
         _quiet_transformers(args)
-    return StanceClassifier.from_pretrained(args.model, **_classifier_options(args))
+    classifier = StanceClassifier.from_pretrained(args.model, **_classifier_options(args))
+    if getattr(args, "evidence_ranker", None):
+        classifier.metadata.evidence_ranker = args.evidence_ranker
+    return classifier
 
 
 def _export_is_built(args: argparse.Namespace) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -79,7 +80,7 @@ class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pairs: list[PairIn]
     symmetric: bool = Field(default=False, description="score both orders and average (two statements)")
-    long_text: str | None = Field(default=None, description="truncate or window (default: the model's)")
+    long_text: str | None = Field(default=None, description="truncate, window or evidence (default: the model's)")
 
 
 class PredictRequest(BaseModel):
@@ -241,6 +242,8 @@ def _rows(scored, long_text: str) -> list[dict]:
     columns = ["label", *(f"prob_{label}" for label in LABELS), "truncated", "error"]
     if long_text == "window":
         columns += ["window_start", "window_end"]
+    if long_text == "evidence":
+        columns += ["evidence_spans"]
     results = []
     for record in scored.to_dict(orient="records"):
         row = {"id": record.get("id")}
@@ -251,6 +254,8 @@ def _rows(scored, long_text: str) -> list[dict]:
             row[name] = None if value is None or (isinstance(value, float) and value != value) else _finite(value)
         if row.get("window_start") == -1:  # a pair that fit, or an error row
             row["window_start"] = row["window_end"] = None
+        if isinstance(row.get("evidence_spans"), str):
+            row["evidence_spans"] = json.loads(row["evidence_spans"])
         results.append(row)
     return results
 
@@ -344,8 +349,8 @@ def create_app(
 
     def resolve_long_text(value: str | None) -> str:
         mode = value or classifier.metadata.long_text
-        if mode not in ("truncate", "window"):
-            raise HTTPException(422, f"long_text must be 'truncate' or 'window', got {mode!r}")
+        if mode not in ("truncate", "window", "evidence"):
+            raise HTTPException(422, f"long_text must be 'truncate', 'window' or 'evidence', got {mode!r}")
         return mode
 
     @app.post("/v1/score", summary="Score pairs (the columns of `stance score`)")

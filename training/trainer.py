@@ -177,6 +177,13 @@ def train(config: StanceConfig) -> Path:
 
     model, tokenizer, source, head_order = _build_model(config)
     max_length = config.model.max_length
+    if config.model.long_text == "evidence":
+        # Train on what prediction will show the model: the same sentence selection.
+        train_data = _with_evidence(tokenizer, train_data, max_length, config.model.evidence_ranker)
+        dev_sets = {
+            name: (_with_evidence(tokenizer, data, max_length, config.model.evidence_ranker), prints)
+            for name, (data, prints) in dev_sets.items()
+        }
     train_set = _PairDataset(tokenizer, train_data, max_length, head_order)
     eval_sets = {name: _PairDataset(tokenizer, data, max_length, head_order) for name, (data, _) in dev_sets.items()}
     has_dev = bool(eval_sets)
@@ -211,6 +218,16 @@ def train(config: StanceConfig) -> Path:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
     return output
+
+
+def _with_evidence(tokenizer, data: PairData, max_length: int, ranker: str) -> PairData:
+    """``data`` with each long premise replaced by its selected sentences (evidence mode)."""
+    from dataclasses import replace
+
+    from stance.model.evidence import select_evidence
+
+    chosen = select_evidence(tokenizer, data.premises, data.hypotheses, max_length, ranker)
+    return replace(data, premises=[evidence.text for evidence in chosen])
 
 
 class StanceTrainer(Trainer):
@@ -248,6 +265,7 @@ def _save(model, tokenizer, config, source, train_prints, dev_sets, metrics, sec
         base_model=config.model.base,
         max_length=config.model.max_length,
         long_text=config.model.long_text,
+        evidence_ranker=config.model.evidence_ranker,
         training=config.to_dict()
         | {"train_rows": sum(p["rows_used"] for p in train_prints.values()), "train_seconds": round(seconds, 1)},
         data_fingerprints={"train": train_prints, "dev": dev_prints},
