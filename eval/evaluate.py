@@ -218,7 +218,7 @@ def calibrate_classifier(
     Returns the fitted temperature and the dev NLL/ECE before and after. Truncate mode is
     used for the fit (window aggregation is not a softmax of one logit row).
     """
-    from stance.eval.calibration import negative_log_likelihood
+    from stance.eval.calibration import choose_temperature, negative_log_likelihood
 
     data = PairData()
     for spec in specs:
@@ -229,10 +229,13 @@ def calibrate_classifier(
     if bar is not None:
         bar.close()
     y_true = np.asarray(data.labels)
-    temperature = fit_temperature(logits, y_true)
+    choice = choose_temperature(logits, y_true)
+    temperature = choice["temperature"]
     classifier.metadata.temperature = temperature
     return {
         "temperature": temperature,
+        "kept": choice["kept"],
+        "reason": choice["reason"],
         "data": [spec.path for spec in specs],
         "nll_before": negative_log_likelihood(logits, y_true, 1.0),
         "nll_after": negative_log_likelihood(logits, y_true, temperature),

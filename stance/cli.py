@@ -135,10 +135,17 @@ def _score_options(args: argparse.Namespace) -> dict:
     }
 
 
+def _version() -> str:
+    from stance import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``stance`` command."""
     parser = argparse.ArgumentParser(prog="stance", description="Label text pairs as support, contradict or neutral.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"stance {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="fine-tune a model from a YAML recipe")
@@ -151,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a recipe value, e.g. training.learning_rate=3e-5",
     )
+
+    predict = commands.add_parser("predict", help="label one pair from the shell: stance predict PREMISE HYPOTHESIS")
+    predict.add_argument("premise")
+    predict.add_argument("hypothesis")
+    predict.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    _add_model_options(predict)
 
     score = commands.add_parser("score", help="score a JSONL/CSV/Parquet file of pairs")
     _add_model_options(score)
@@ -294,6 +307,24 @@ def _check_model_argument(model: str | None) -> None:
     looks_local = source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source
     if looks_local and not Path(source).expanduser().exists():
         raise StanceError(f"{model}: model directory not found")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import json
+
+    _check_common_options(args)
+    _check_model_argument(args.model)
+    classifier = _load_classifier(args)
+    result = classifier.predict([(args.premise, args.hypothesis)], symmetric=args.symmetric, long_text=args.long_text)
+    probabilities = dict(zip(("support", "contradict", "neutral"), map(float, result.probabilities[0]), strict=True))
+    if args.json:
+        print(json.dumps({"label": result.labels[0], **{f"prob_{k}": v for k, v in probabilities.items()},
+                          "truncated": bool(result.truncated[0])}))  # fmt: skip
+    else:
+        scores = "  ".join(f"{label} {value:.3f}" for label, value in probabilities.items())
+        note = "  (premise truncated: try --long-text evidence)" if result.truncated[0] else ""
+        print(f"{result.labels[0]}  ({scores}){note}")
+    return 0
 
 
 def _run_score(args: argparse.Namespace) -> int:
@@ -564,9 +595,11 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         target = source
     else:
         target = classifier.save_pretrained(args.output)
+    verdict = "kept" if summary["kept"] else "not kept (T = 1)"
     print(
-        f"temperature {summary['temperature']:.4f}: dev NLL {summary['nll_before']:.4f} -> {summary['nll_after']:.4f}, "
-        f"ECE {summary['ece_before']:.4f} -> {summary['ece_after']:.4f}; saved in {target}/stance.json"
+        f"temperature {summary['temperature']:.4f} {verdict}: {summary['reason']}; dev NLL {summary['nll_before']:.4f} "
+        f"-> {summary['nll_after']:.4f}, ECE {summary['ece_before']:.4f} -> {summary['ece_after']:.4f}; "
+        f"saved in {target}/stance.json"
     )
     return 0
 
@@ -587,6 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "calibrate": _run_calibrate,
         "export": _run_export,
         "serve": _run_serve,
+        "predict": _run_predict,
     }
     try:
         return runners[args.command](args)

@@ -116,3 +116,20 @@ def test_model_and_eval_abstain_rules_agree():
         assert abstain_labels(probabilities, threshold) == [
             LABELS[i] for i in abstain_predictions(probabilities, threshold)
         ]
+
+
+def test_choose_temperature_keeps_t_only_when_held_out_nll_improves():
+    from stance.eval.calibration import TEMPERATURE_BOUNDS, choose_temperature
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=600)
+    informative = np.eye(3)[labels] * 2.0 + rng.normal(0, 1.0, (600, 3))
+    sharp = choose_temperature(informative * 4.0, labels)  # over-confident: T > 1 helps on held-out rows
+    assert sharp["kept"] and sharp["temperature"] > 1.5
+    assert sharp["heldout_nll_after"] < sharp["heldout_nll_before"]
+    noise = rng.normal(0, 3.0, (600, 3))  # logits unrelated to labels: T runs to its bound, and says so
+    verdict = choose_temperature(noise, labels)
+    assert verdict["temperature"] == pytest.approx(TEMPERATURE_BOUNDS[1], rel=1e-3)
+    assert "at its bound" in verdict["reason"]
+    tiny = choose_temperature(noise[:10], labels[:10])
+    assert tiny["kept"] is False and tiny["temperature"] == 1.0 and "only 10 dev rows" in tiny["reason"]

@@ -293,21 +293,25 @@ def _save(model, tokenizer, config, source, train_prints, dev_sets, metrics, sec
 
 def _calibrate(classifier: StanceClassifier, dev_sets: list[PairData], batch_size: int) -> None:
     """Fit the temperature on all dev sets together and record it with the dev ECE."""
-    from stance.eval.calibration import fit_temperature, softmax
+    from stance.eval.calibration import choose_temperature, softmax
     from stance.eval.metrics import expected_calibration_error
 
     premises = [p for data in dev_sets for p in data.premises]
     hypotheses = [h for data in dev_sets for h in data.hypotheses]
     labels = np.asarray([label for data in dev_sets for label in data.labels])
     logits = classifier.logits(classifier.encode(premises, hypotheses), batch_size=batch_size).astype(np.float64)
-    temperature = fit_temperature(logits, labels)
+    choice = choose_temperature(logits, labels)
+    temperature = choice["temperature"]
     classifier.metadata.temperature = temperature
     classifier.metadata.metrics["calibration"] = {
         "temperature": temperature,
+        "kept": choice["kept"],
+        "reason": choice["reason"],
         "dev_ece_before": expected_calibration_error(softmax(logits), labels),
         "dev_ece_after": expected_calibration_error(softmax(logits, temperature), labels),
     }
-    logger.info("calibrated: temperature %.3f", temperature)
+    verdict = f"temperature {temperature:.3f} kept" if choice["kept"] else "no temperature kept (T = 1)"
+    print(f"calibration: {verdict} ({choice['reason']})", flush=True)
 
 
 def _portable_adapter_config(path: Path, base: str) -> None:
