@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a recipe value, e.g. training.learning_rate=3e-5",
     )
+    train.add_argument(
+        "--dry-run", action="store_true", help="check the recipe and data, print the resolved recipe and a data summary"
+    )
 
     predict = commands.add_parser("predict", help="label one pair from the shell: stance predict PREMISE HYPOTHESIS")
     predict.add_argument("premise")
@@ -275,13 +278,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    import yaml
+
     from stance.training.config import load_config
+    from stance.training.data import data_summary, prepare_data
 
     config = load_config(args.config, args.overrides)
+    # Recipe and data are checked before torch is imported: a typo costs a second, not twenty.
+    prepared = prepare_data(config)
+    print(data_summary(prepared), flush=True)
+    if args.dry_run:
+        print("\n# resolved recipe\n" + yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+        return 0
     _quiet_transformers(args)
-    from stance.training.trainer import train  # imports torch: after the recipe is known to be valid
+    from stance.training.trainer import train  # imports torch
 
-    output = train(config)
+    output = train(config, prepared)
     print(f"saved model to {output}")
     return 0
 

@@ -72,3 +72,36 @@ def test_resolved_config_round_trips(tmp_path):
 
     again = load_config(write(tmp_path, yaml.safe_dump(config.to_dict())))
     assert again == config
+
+
+def test_recipe_reference_is_generated_and_current():
+    from pathlib import Path
+
+    from stance.training.config import recipe_reference
+
+    text = recipe_reference()
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "recipes.md").read_text(encoding="utf-8")
+    assert committed == text, "docs/recipes.md is stale: python -m stance.training.config > docs/recipes.md"
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert rows and all(not line.rstrip().endswith("|  |") for line in rows), "a recipe key has no description"
+
+
+def test_custom_columns_recipe_reads_renamed_columns_and_label_map():
+    from pathlib import Path
+
+    from stance.training.config import load_config
+    from stance.training.data import data_summary, prepare_data
+
+    repo = Path(__file__).resolve().parents[1]
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(repo)
+    try:
+        config = load_config("configs/custom-columns.yaml")
+        prepared = prepare_data(config)
+    finally:
+        os.chdir(cwd)
+    assert prepared.train.label_counts() == {"support": 3, "contradict": 3, "neutral": 6}
+    assert config.model.base == "default"
+    assert "| train | mine | 12 |" in data_summary(prepared)

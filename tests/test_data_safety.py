@@ -511,9 +511,11 @@ def test_epochs_zero_and_bf16_on_cpu_are_recipe_errors(tmp_path):
         load_config(recipe)
     import torch
 
+    from stance.training.trainer import check_precision_hardware
+
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="training.bf16: true needs a CUDA GPU"):
-            load_config(recipe, ["training.epochs=1", "training.bf16=true"])
+            check_precision_hardware(load_config(recipe, ["training.epochs=1", "training.bf16=true"]))
 
 
 def test_metrics_json_is_strict_json(tmp_path):

@@ -168,6 +168,53 @@ def load_datasets(specs: tuple[DatasetConfig, ...], *, seed: int = 13) -> tuple[
     return combined, fingerprints
 
 
+@dataclass
+class PreparedData:
+    """A recipe's data, loaded and validated once (before torch is imported)."""
+
+    train: PairData
+    train_prints: dict[str, dict]
+    dev: dict[str, tuple[PairData, dict[str, dict]]]
+    test: dict[str, tuple[PairData, dict[str, dict]]]
+
+
+def prepare_data(config) -> PreparedData:
+    """Load and validate every train, dev and test file of a recipe (``StanceConfig``)."""
+    from stance.model.errors import ConfigError
+
+    seed = config.training.seed
+    train, prints = load_datasets(config.data.train, seed=seed)
+    if len(train) == 0:
+        raise ConfigError("data.train: no rows left after filters and caps")
+    dev = {spec.display_name: load_datasets((spec,), seed=seed) for spec in config.data.dev}
+    test = {spec.display_name: load_datasets((spec,), seed=seed) for spec in config.data.test}
+    return PreparedData(train, prints, dev, test)
+
+
+def data_summary(prepared: PreparedData) -> str:
+    """Rows and labels per source, as a run prints it before training starts."""
+    lines = ["| split | source | rows | support | contradict | neutral |", "|---|---|---:|---:|---:|---:|"]
+
+    def add(split: str, prints: dict[str, dict]) -> None:
+        for name, info in prints.items():
+            counts = info["label_counts"]
+            lines.append(
+                f"| {split} | {name} | {info['rows_used']:,} | {counts['support']:,} | {counts['contradict']:,} "
+                f"| {counts['neutral']:,} |"
+            )
+
+    add("train", prepared.train_prints)
+    for split, sets in (("dev", prepared.dev), ("test", prepared.test)):
+        for _, (_, prints) in sets.items():
+            add(split, prints)
+    counts = prepared.train.label_counts()
+    lines.append(
+        f"| train | **all** | {len(prepared.train):,} | {counts['support']:,} | {counts['contradict']:,} "
+        f"| {counts['neutral']:,} |"
+    )
+    return "\n".join(lines)
+
+
 def check_labels_known(data: PairData, model_labels: tuple[str, ...] = LABELS) -> None:
     """Raise if ``data`` holds a label the model cannot predict (e.g. a 2-way model)."""
     present = {LABELS[label] for label in set(data.labels)}

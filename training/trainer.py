@@ -24,7 +24,7 @@ from stance.model.labels import ID2LABEL, LABEL2ID, LABELS, checkpoint_to_canoni
 from stance.model.loading import load_hf_model, load_tokenizer, resolve_model_source
 from stance.model.metadata import StanceMetadata, library_versions
 from stance.training.config import StanceConfig
-from stance.training.data import PairData, load_datasets
+from stance.training.data import PairData, PreparedData, prepare_data
 
 logger = logging.getLogger(__name__)
 
@@ -151,28 +151,36 @@ def _training_arguments(config: StanceConfig, has_dev: bool):
         metric_for_best_model="mean_macro_f1" if has_dev else None,
         greater_is_better=True,
         logging_steps=t.logging_steps,
-        report_to="none",
+        report_to=list(t.report_to) or "none",
         dataloader_num_workers=t.dataloader_num_workers,
-        bf16=bool(t.bf16) if t.bf16 is not None else torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        bf16=bool(t.bf16)
+        if t.bf16 is not None
+        else not t.fp16 and torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        fp16=t.fp16,
+        lr_scheduler_type=t.lr_scheduler_type,
+        max_grad_norm=t.max_grad_norm,
+        label_smoothing_factor=t.label_smoothing,
+        gradient_checkpointing=t.gradient_checkpointing,
+        # pinned memory only helps copies to a GPU; on CPU it only warns
+        dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=False,
         remove_unused_columns=False,
         ddp_backend=t.ddp_backend,
     )
 
 
-def train(config: StanceConfig) -> Path:
+def train(config: StanceConfig, prepared: PreparedData | None = None) -> Path:
     """Fine-tune per ``config`` and save the model; returns the output directory.
 
     The output directory holds a full model (plain Hugging Face layout + stance.json);
     with LoRA it also holds ``adapter/``: the adapter and head alone (a few MB), with its
     own stance.json, loadable by ``StanceClassifier.from_pretrained``.
     """
+    check_precision_hardware(config)
     set_seed(config.training.seed)
     started = time.time()
-    train_data, train_prints = load_datasets(config.data.train, seed=config.training.seed)
-    dev_sets = {spec.display_name: load_datasets((spec,), seed=config.training.seed) for spec in config.data.dev}
-    if len(train_data) == 0:
-        raise ConfigError("data.train: no rows left after filters and caps")
+    prepared = prepared or prepare_data(config)
+    train_data, train_prints, dev_sets = prepared.train, prepared.train_prints, prepared.dev
     logger.info("training rows: %d %s", len(train_data), train_data.label_counts())
 
     model, tokenizer, source, head_order = _build_model(config)
@@ -215,9 +223,27 @@ def train(config: StanceConfig) -> Path:
     output = Path(config.training.output_dir)
     if trainer.is_world_process_zero():
         _save(trainer.model, tokenizer, config, source, train_prints, dev_sets, metrics, time.time() - started, output)
+        if prepared.test:
+            _score_test_sets(output, prepared.test, config)
+        if not config.training.keep_checkpoints:
+            # The run ended well and the model is saved: the optimizer checkpoints (about 3x the
+            # model) are only needed to resume, so they go when the recipe says so.
+            import shutil
+
+            shutil.rmtree(output / "checkpoints", ignore_errors=True)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
     return output
+
+
+def check_precision_hardware(config: StanceConfig) -> None:
+    """Refuse fp16/bf16 on a machine that cannot run them (a recipe is portable, so this is
+    checked when a run starts, not when the recipe is read)."""
+    t = config.training
+    if t.bf16 and not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+        raise ConfigError("training.bf16: true needs a CUDA GPU with bf16 support; set it false on this machine")
+    if t.fp16 and not torch.cuda.is_available():
+        raise ConfigError("training.fp16: true needs a CUDA GPU; set it false on this machine")
 
 
 def _with_evidence(tokenizer, data: PairData, max_length: int, ranker: str) -> PairData:
@@ -228,6 +254,39 @@ def _with_evidence(tokenizer, data: PairData, max_length: int, ranker: str) -> P
 
     chosen = select_evidence(tokenizer, data.premises, data.hypotheses, max_length, ranker)
     return replace(data, premises=[evidence.text for evidence in chosen])
+
+
+def _score_test_sets(output: Path, test_sets: dict, config: StanceConfig) -> None:
+    """Score each test set with the saved model: metrics into stance.json, rows into
+    ``predictions/<name>.jsonl`` (gold label, predicted label, probabilities)."""
+    import json
+
+    classifier = StanceClassifier.from_pretrained(output, device="cpu")
+    folder = output / "predictions"
+    folder.mkdir(exist_ok=True)
+    results = {}
+    for name, (data, _) in test_sets.items():
+        prediction = classifier.predict(
+            data.premises, data.hypotheses, batch_size=config.training.eval_batch_size, long_text=config.model.long_text
+        )
+        predicted = [LABELS.index(label) for label in prediction.labels]
+        metrics = classification_metrics(data.labels, predicted)
+        results[name] = {"macro_f1": metrics["macro_f1"], "accuracy": metrics["accuracy"], "n": metrics["n"]}
+        with open(folder / f"{name}.jsonl", "w", encoding="utf-8") as handle:
+            for row, label in enumerate(prediction.labels):
+                probabilities = dict(zip(LABELS, map(float, prediction.probabilities[row]), strict=True))
+                record = {"premise": data.premises[row], "hypothesis": data.hypotheses[row],
+                          "gold": LABELS[data.labels[row]], "label": label} | {f"prob_{k}": v for k, v in probabilities.items()}  # fmt: skip
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        print(
+            f"test {name}: macro-F1 {metrics['macro_f1']:.4f} (n={metrics['n']:,}); predictions in {folder}", flush=True
+        )
+    classifier.metadata.metrics["test"] = results
+    classifier.metadata.save(output)
+    if (output / ADAPTER_DIR / "stance.json").exists():
+        adapter = StanceMetadata.load(output / ADAPTER_DIR)
+        adapter.metrics["test"] = results
+        adapter.save(output / ADAPTER_DIR)
 
 
 class StanceTrainer(Trainer):
