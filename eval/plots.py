@@ -92,24 +92,41 @@ def plot_reliability(calibration: dict, path: str | os.PathLike[str], title: str
     return path
 
 
+def spaced_labels(points: list[dict], x_span: float = 1.0, min_gap: float = 0.09, most: int = 8) -> list[int]:
+    """Indices of curve points to label: at least ``min_gap`` apart (as a share of the axes,
+    in coverage or precision) from every point already labelled, so labels never overprint."""
+    chosen: list[int] = []
+    for index, point in enumerate(points):
+        x, y = point["coverage"] / max(x_span, 1e-9), point["precision"]
+        if all(abs(x - points[j]["coverage"] / max(x_span, 1e-9)) >= min_gap or abs(y - points[j]["precision"]) >= min_gap
+               for j in chosen):  # fmt: skip
+            chosen.append(index)
+        if len(chosen) == most:
+            break
+    return chosen
+
+
 def plot_precision_coverage(curve: list[dict], path: str | os.PathLike[str], title: str = "Abstain threshold") -> Path:
     """Precision of the non-neutral labels against coverage, one point per abstain threshold."""
     plt = _pyplot()
     points = [p for p in curve if p["n_decided"]]
     fig, ax = plt.subplots(figsize=(5.6, 4.4), dpi=120)
     ax.plot([p["coverage"] for p in points], [p["precision"] for p in points], marker=".", color="tab:purple")
-    for p in points[:: max(1, len(points) // 7)]:
+    x_max = max([p["coverage"] for p in points] + [0.05]) * 1.05
+    for rank, index in enumerate(spaced_labels(points, x_span=x_max)):
+        p = points[index]
         ax.annotate(
             f"t={p['threshold']:.2f}",
             (p["coverage"], p["precision"]),
             textcoords="offset points",
-            xytext=(4, 4),
+            xytext=(5, -11 if rank % 2 else 5),  # alternate below/above the curve
             fontsize=7,
+            annotation_clip=True,
         )
     ax.set_xlabel("coverage (share of pairs labelled support or contradict)")
     ax.set_ylabel("precision of those labels")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlim(0, max([p["coverage"] for p in points] + [0.05]) * 1.05)
+    ax.set_ylim(0, 1.08)  # room above 1.0 so labels stay clear of the title
+    ax.set_xlim(0, x_max)
     ax.grid(alpha=0.3)
     ax.set_title(f"{title}\nneutral unless the top non-neutral probability >= t", fontsize=10)
     fig.tight_layout()

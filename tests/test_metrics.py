@@ -133,3 +133,20 @@ def test_choose_temperature_keeps_t_only_when_held_out_nll_improves():
     assert "at its bound" in verdict["reason"]
     tiny = choose_temperature(noise[:10], labels[:10])
     assert tiny["kept"] is False and tiny["temperature"] == 1.0 and "only 10 dev rows" in tiny["reason"]
+
+
+def test_precision_coverage_labels_never_overprint(tmp_path):
+    from stance.eval.plots import plot_precision_coverage, spaced_labels
+
+    # a curve whose points bunch together at high thresholds (the case that overprinted)
+    curve = [{"threshold": t, "coverage": max(0.0, 0.9 - t) ** 3, "precision": 0.6 + 0.4 * t, "n_decided": 10}
+             for t in np.linspace(0.34, 0.99, 40)]  # fmt: skip
+    chosen = spaced_labels(curve, x_span=max(p["coverage"] for p in curve) * 1.05)
+    assert 2 <= len(chosen) <= 8
+    span = max(p["coverage"] for p in curve) * 1.05
+    for i, a in enumerate(chosen):
+        for b in chosen[i + 1 :]:
+            dx = abs(curve[a]["coverage"] - curve[b]["coverage"]) / span
+            dy = abs(curve[a]["precision"] - curve[b]["precision"])
+            assert dx >= 0.09 or dy >= 0.09
+    assert plot_precision_coverage(curve, tmp_path / "pc.png").stat().st_size > 0
