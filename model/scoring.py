@@ -29,7 +29,15 @@ import pyarrow.parquet as pq
 from stance.model.batching import progress_bar
 from stance.model.errors import InputDataError
 from stance.model.labels import LABELS
-from stance.model.tables import TableWriter, iter_chunks, open_parquet, require_columns, scan_jsonl, table_format
+from stance.model.tables import (
+    TableWriter,
+    csv_delimiter,
+    iter_chunks,
+    open_parquet,
+    require_columns,
+    scan_jsonl,
+    table_format,
+)
 
 if TYPE_CHECKING:
     from stance.model.classifier import StanceClassifier
@@ -239,9 +247,9 @@ def _prepare_parts(parts_dir: Path, manifest: dict, resume: bool, out_fmt: str) 
     return set()
 
 
-def _write_part(frame: pd.DataFrame, path: Path, fmt: str) -> None:
+def _write_part(frame: pd.DataFrame, path: Path, fmt: str, delimiter: str = ",") -> None:
     # TableWriter writes <part>.partial and renames it: a part exists whole or not at all.
-    writer = TableWriter(path, fmt)
+    writer = TableWriter(path, fmt, delimiter)
     writer.write(frame)
     writer.close()
 
@@ -283,6 +291,7 @@ def score_file(
     progress: bool = False,
     prefix: str = "",
     abstain_threshold: float | None = None,
+    delimiter: str | None = None,
 ) -> Path:
     """Score every row of ``input_path`` into ``output_path``, streaming in chunks.
 
@@ -300,6 +309,8 @@ def score_file(
             (refused for streams, which cannot be re-read).
         prefix: put before every added column name (needed when the input has a ``label`` column).
         progress: show a tqdm bar with pairs/s.
+        delimiter: the input's field separator when it is delimited text (default: a tab for
+            .tsv, else a comma); the output's follows its own suffix (.tsv: tab).
     """
     input_path = Path("/dev/stdin") if str(input_path) == STDIO else Path(input_path)
     output_is_stream = is_stream(output_path)
@@ -337,13 +348,14 @@ def score_file(
         "output_format": out_fmt,
         "prefix": prefix,
         "abstain_threshold": abstain_threshold,
+        "delimiter": delimiter,
     }
     columns, total = None, None
     if in_fmt == "jsonl" and not input_is_stream:
         columns, total = scan_jsonl(input_path)  # fixes the output columns; gives the bar a total
     elif in_fmt == "parquet" and not input_is_stream:
         total = open_parquet(input_path).metadata.num_rows
-    chunks = iter_chunks(input_path, chunk_rows, in_fmt, columns=columns)
+    chunks = iter_chunks(input_path, chunk_rows, in_fmt, columns=columns, delimiter=delimiter)
     first = next(chunks)
     # Check the columns before anything is written, so a wrong name leaves nothing behind.
     if len(first.columns) or len(first):
@@ -445,6 +457,6 @@ def _score_to_file(chunks, score, output_path: Path, out_fmt: str, manifest: dic
             if bar is not None:
                 bar.update(len(chunk))
             continue
-        _write_part(score(chunk, progress=bar), part, out_fmt)
+        _write_part(score(chunk, progress=bar), part, out_fmt, csv_delimiter(output_path))
     _join_parts(parts, output_path, out_fmt)
     shutil.rmtree(parts_dir, ignore_errors=True)

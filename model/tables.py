@@ -33,6 +33,7 @@ _SUFFIXES = {
     ".json": "jsonl",
     ".ndjson": "jsonl",
     ".csv": "csv",
+    ".tsv": "csv",  # tab-separated: the CSV reader and writer with a tab delimiter
     ".parquet": "parquet",
     ".pq": "parquet",
 }
@@ -65,6 +66,7 @@ def iter_chunks(
     chunk_rows: int = 10_000,
     fmt: str | None = None,
     columns: list[str] | None = None,
+    delimiter: str | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield the file's rows as DataFrames of at most ``chunk_rows`` rows, in file order.
 
@@ -80,7 +82,7 @@ def iter_chunks(
     if kind == "jsonl":
         yield from _iter_jsonl(path, chunk_rows, columns)
     elif kind == "csv":
-        yield from _iter_csv(path, chunk_rows)
+        yield from _iter_csv(path, chunk_rows, delimiter or csv_delimiter(path))
     else:
         yield from _iter_parquet(path, chunk_rows)
 
@@ -177,12 +179,23 @@ def _first_non_utf8(path: Path) -> tuple[int, int]:
     return 0, offset
 
 
-def _iter_csv(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def csv_delimiter(path: str | os.PathLike[str]) -> str:
+    """The field separator a delimited file's suffix implies: a tab for .tsv, else a comma."""
+    return "\t" if Path(path).suffix.lower() == ".tsv" else ","
+
+
+def _iter_csv(path: Path, chunk_rows: int, delimiter: str = ",") -> Iterator[pd.DataFrame]:
     try:
         # dtype=str + keep_default_na=False: texts like "NA" or "null" stay texts; an empty
         # cell becomes "" and is reported per row as an empty text.
         reader = pd.read_csv(
-            path, chunksize=chunk_rows, dtype=str, keep_default_na=False, encoding="utf-8", encoding_errors="strict"
+            path,
+            sep=delimiter,
+            chunksize=chunk_rows,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8",
+            encoding_errors="strict",
         )
         yielded = False
         for chunk in reader:
@@ -302,7 +315,9 @@ class TableWriter:
         >>> writer.write(frame); writer.close()      # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str] | BinaryIO, fmt: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | BinaryIO, fmt: str | None = None, delimiter: str | None = None
+    ) -> None:
         self._stream = None if isinstance(path, (str, os.PathLike)) else path
         if self._stream is not None:
             if fmt is None:
@@ -317,6 +332,7 @@ class TableWriter:
             self.partial_path = self.path.with_name(self.path.name + ".partial")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = None if self.format == "parquet" else open(self.partial_path, "wb")
+        self.delimiter = delimiter or csv_delimiter(self.path)
         self._schema: pa.Schema | None = None
         self._parquet: pq.ParquetWriter | None = None
         self._wrote_header = False
@@ -332,6 +348,7 @@ class TableWriter:
             # splits the row when the file is read back.
             frame.to_csv(
                 self._handle,
+                sep=self.delimiter,
                 header=not self._wrote_header,
                 index=False,
                 encoding="utf-8",

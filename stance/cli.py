@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="output file (same format by default); - writes to standard output; omit to print a table",
     )
     score.add_argument("--input-format", choices=("jsonl", "csv", "parquet"), default=None)
+    score.add_argument(
+        "--delimiter", default=None, help="field separator of a delimited input (default: tab for .tsv, else comma)"
+    )
     score.add_argument("--output-format", choices=("jsonl", "csv", "parquet"), default=None)
     score.add_argument("--chunk-rows", type=int, default=4096, help="rows read and written at a time (default: 4096)")
     score.add_argument(
@@ -354,6 +357,7 @@ def _run_score(args: argparse.Namespace) -> int:
     _check_model_argument(args.model)
     if args.engine == "ray":
         return _run_score_ray(args)
+    pairs_of_files = _input_output_pairs(args)
     classifier = _load_classifier(args)
     options = _score_options(args)
     if args.output is None:
@@ -379,19 +383,53 @@ def _run_score(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    output = classifier.score_file(
-        args.input,
-        args.output,
-        input_format=args.input_format,
-        output_format=args.output_format,
-        chunk_rows=args.chunk_rows,
-        resume=args.resume,
-        progress=not args.no_progress,
-        **options,
-    )
-    if str(output) != "/dev/stdout":
-        print(f"wrote {output}", file=sys.stderr)
+    for source, target in pairs_of_files:
+        output = classifier.score_file(
+            source,
+            target,
+            input_format=args.input_format,
+            output_format=args.output_format,
+            chunk_rows=args.chunk_rows,
+            resume=args.resume,
+            progress=not args.no_progress,
+            delimiter=args.delimiter,
+            **options,
+        )
+        if str(output) != "/dev/stdout":
+            print(f"wrote {output}", file=sys.stderr)
     return 0
+
+
+def _input_output_pairs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """(input, output) per file: one pair, or for a directory or glob one output per input in
+    the --output directory, named after the input (a documented, predictable mapping)."""
+    import glob
+
+    text = args.input
+    is_many = Path(text).is_dir() or (any(c in text for c in "*?[") and not Path(text).exists())
+    if not is_many:
+        return [(text, args.output)]
+    if Path(text).is_dir():
+        suffixes = (".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet", ".pq")
+        inputs = sorted(str(p) for p in Path(text).iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    else:
+        inputs = sorted(p for p in glob.glob(text, recursive=True) if Path(p).is_file())
+    if not inputs:
+        raise StanceError(f"{text}: no input files found (expected .jsonl, .csv, .tsv or .parquet files)")
+    if args.output is None or args.output == "-":
+        raise StanceError(f"{text}: {len(inputs)} input files: pass --output DIR (one output per input, same name)")
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StanceError(f"{out_dir}: several inputs need an output directory, and this is a file")
+    targets = []
+    for source in inputs:
+        suffix = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}.get(args.output_format, Path(source).suffix)
+        targets.append(str(out_dir / (Path(source).stem + suffix)))
+    clashes = sorted({t for t in targets if targets.count(t) > 1})
+    if clashes:
+        raise StanceError(f"inputs with the same name would write the same output: {clashes[:3]}; score them apart")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return list(zip(inputs, targets, strict=True))
 
 
 def _run_score_ray(args: argparse.Namespace) -> int:

@@ -541,3 +541,35 @@ def test_eval_compare_checks_every_model_first_and_keeps_reports_apart(tmp_path,
     assert result.returncode == 0, result.stderr
     folders = sorted(p.name for p in (tmp_path / "r").iterdir() if p.is_dir())
     assert len(folders) == 2 and all((tmp_path / "r" / f / "metrics.json").exists() for f in folders)
+
+
+# ------------------------------------------------------------------ input conveniences (issue 14)
+def test_tsv_in_and_out_and_a_custom_delimiter(tmp_path, tiny_classifier):
+    frame = pd.DataFrame(
+        {"id": [1, 2], "premise": ["a man, playing", "a dog"], "hypothesis": ["nobody\tplays", "a cat"]}
+    )
+    frame.to_csv(tmp_path / "in.tsv", sep="\t", index=False)
+    out = tiny_classifier.score_file(tmp_path / "in.tsv", tmp_path / "out.tsv")
+    back = pd.read_csv(out, sep="\t")
+    assert back["premise"].tolist() == ["a man, playing", "a dog"] and back["hypothesis"][0] == "nobody\tplays"
+    frame.to_csv(tmp_path / "in.txt.csv", sep=";", index=False)
+    out = tiny_classifier.score_file(tmp_path / "in.txt.csv", tmp_path / "o.csv", delimiter=";")
+    assert pd.read_csv(out)["premise"].tolist() == ["a man, playing", "a dog"]
+
+
+def test_a_directory_or_glob_scores_every_file_into_an_output_directory(tmp_path, tiny_model_dir):
+    (tmp_path / "in").mkdir()
+    pairs_file(tmp_path / "in" / "a.jsonl", 3)
+    pairs_file(tmp_path / "in" / "b.jsonl", 5)
+    (tmp_path / "in" / "notes.txt").write_text("not data")
+    result = stance("score", "--model", tiny_model_dir, "--input", tmp_path / "in", "--output", tmp_path / "out",
+                    "--no-progress")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jsonl", "b.jsonl"]
+    assert len((tmp_path / "out" / "b.jsonl").read_text().splitlines()) == 5
+    result = stance("score", "--model", tiny_model_dir, "--input", str(tmp_path / "in" / "*.jsonl"), "--output",
+                    tmp_path / "out2", "--output-format", "csv", "--no-progress")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["a.csv", "b.csv"]
+    missing = stance("score", "--model", tiny_model_dir, "--input", tmp_path / "in")
+    assert "pass --output DIR" in one_line(missing)
