@@ -361,7 +361,7 @@ def score_file(
     if len(first.columns) or len(first):
         require_columns(first, {"premise": premise_column, "hypothesis": hypothesis_column}, input_path)
         check_no_collision(first.columns, prefix, options["long_text"])
-    chunks = _conforming(itertools.chain([first], chunks), list(first.columns), input_path)
+    chunks = _conforming(itertools.chain([first], _prefetched(chunks)), list(first.columns), input_path)
     score = functools.partial(
         _score_chunk,
         classifier,
@@ -389,6 +389,49 @@ def score_file(
     finally:
         if bar is not None:
             bar.close()
+
+
+def _prefetched(chunks, depth: int = 1):
+    """Read the next chunk in a background thread while the current one is scored.
+
+    Parsing (pyarrow, and much of pandas) and scoring (tokenizers, onnxruntime, torch)
+    release the GIL, so on 2 cores reading overlaps the model's work. At most ``depth``
+    chunks wait in memory; an error while reading is raised where the chunk was due.
+    """
+    import queue
+    import threading
+
+    done = object()
+    waiting: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        waiting.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            waiting.put(done)
+        except BaseException as error:  # handed to the consumer, raised there
+            waiting.put(error)
+
+    thread = threading.Thread(target=read, name="stance-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = waiting.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _conforming(chunks, columns: list[str], input_path: Path):
