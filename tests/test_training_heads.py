@@ -54,3 +54,53 @@ def test_training_keeps_and_names_an_nli_head(tmp_path, data_dir):
     assert saved["id2label"] == {"0": "contradict", "1": "support", "2": "neutral"}
     # A near-zero learning rate: the trained head must still give the checkpoint's answers.
     np.testing.assert_allclose(after.predict(pairs).probabilities, before.predict(pairs).probabilities, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_evidence_mode_training_tests_and_checkpoint_cleanup(tmp_path, data_dir, tiny_model_dir):
+    """long_text: evidence selects sentences of the training premises (as prediction does);
+    data.test is scored after training; keep_checkpoints: false removes checkpoints/."""
+    config = load_config(
+        REPO / "configs" / "sick.yaml",
+        [
+            f"model.base={tiny_model_dir}",
+            "model.long_text=evidence",
+            "data.train.0.name=fnc1",
+            f"data.train.0.path={data_dir / 'fnc1' / 'dev.jsonl'}",
+            "data.train.0.max_rows=24",
+            f"data.dev.0.path={data_dir / 'sick' / 'dev.jsonl'}",
+            "data.dev.0.max_rows=16",
+            f"data.test=[{{path: {data_dir / 'sick' / 'test.jsonl'}, name: sick_test, max_rows: 20}}]",
+            "training.max_steps=2",
+            "model.max_length=64",
+            f"training.output_dir={tmp_path / 'out'}",
+            "training.calibrate=false",
+            "training.keep_checkpoints=false",
+        ],
+    )
+    from stance.training import trainer
+    from stance.training.data import prepare_data
+
+    prepared = prepare_data(config)
+    seen = {}
+    real = trainer._with_evidence
+
+    def spy(tokenizer, data, max_length, ranker):
+        selected = real(tokenizer, data, max_length, ranker)
+        seen.setdefault("train", (data, selected))
+        return selected
+
+    trainer._with_evidence = spy
+    try:
+        output = trainer.train(config, prepared)
+    finally:
+        trainer._with_evidence = real
+    original, selected = seen["train"]
+    shortened = [s for o, s in zip(original.premises, selected.premises, strict=True) if s != o]
+    assert shortened and all(
+        len(s) < len(o) for o, s in zip(original.premises, selected.premises, strict=True) if s != o
+    )
+    metadata = json.loads((output / "stance.json").read_text())
+    assert metadata["long_text"] == "evidence" and metadata["metrics"]["test"]["sick_test"]["n"] == 20
+    assert len((output / "predictions" / "sick_test.jsonl").read_text().splitlines()) == 20
+    assert not (output / "checkpoints").exists()
