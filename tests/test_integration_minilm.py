@@ -70,14 +70,21 @@ def test_short_real_training_run_saves_loadable_models(tmp_path, data_dir):
 
 @pytest.fixture(scope="module")
 def default_classifier():
-    if not (DEFAULT_MODEL_DIR / "adapter_model.safetensors").exists():
+    if not (DEFAULT_MODEL_DIR / "model.safetensors").exists():
         pytest.fail(f"the embedded default model is missing from {DEFAULT_MODEL_DIR}")
     return StanceClassifier.from_pretrained(device="cpu")
 
 
-def test_default_model_is_small_and_offline(default_classifier):
-    size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
-    assert size < 10 * 2**20, f"the default adapter should be a few MB, is {size / 2**20:.1f} MB"
+def test_default_model_is_fp16_under_50_mb_and_offline(default_classifier):
+    from safetensors import safe_open
+
+    size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir() if p.is_file())
+    assert size < 50 * 2**20, f"the default model must stay under 50 MB, is {size / 2**20:.1f} MB"
+    with safe_open(DEFAULT_MODEL_DIR / "model.safetensors", "pt") as handle:
+        dtypes = {handle.get_slice(name).get_dtype() for name in handle.keys()}
+    assert "F32" not in dtypes, "stored as fp16"
+    assert next(default_classifier.model.parameters()).dtype.is_floating_point
+    assert str(next(default_classifier.model.parameters()).dtype) == "torch.float32", "loaded as float32"
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
 
 
