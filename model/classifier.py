@@ -33,6 +33,7 @@ from stance.model.errors import InputDataError, ModelLoadError
 from stance.model.labels import LABELS, checkpoint_to_canonical_order
 from stance.model.loading import (
     DEFAULT_MODEL_DIR,
+    apply_umask,
     check_model_dir,
     is_adapter_dir,
     load_hf_model,
@@ -356,6 +357,7 @@ class StanceClassifier:
             _remove_stale_weights(target, {path.name for path in staging.iterdir()})
             written = sorted(staging.iterdir(), key=lambda path: path.name == METADATA_FILE)
             for path in written:
+                apply_umask(path)  # files in the staging directory may be private (0600)
                 os.replace(path, target / path.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -66,6 +66,14 @@ _MODEL_FILE_PATTERNS = (
 )
 
 
+def apply_umask(path: str | os.PathLike[str]) -> None:
+    """Give a file written through a private temporary file (mode 0600) the mode any new file
+    gets under the process umask (usually 0644), as other tools' files have."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def model_file_names(directory: str | os.PathLike[str]) -> list[str]:
     """Names of the files in ``directory`` that decide the model's outputs, sorted."""
     directory = Path(directory)

@@ -573,3 +573,13 @@ def test_a_directory_or_glob_scores_every_file_into_an_output_directory(tmp_path
     assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["a.csv", "b.csv"]
     missing = stance("score", "--model", tiny_model_dir, "--input", tmp_path / "in")
     assert "pass --output DIR" in one_line(missing)
+
+
+def test_saved_model_files_follow_the_umask(tmp_path, tiny_classifier):
+    previous = os.umask(0o022)
+    try:
+        saved = tiny_classifier.save_pretrained(tmp_path / "m")
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in saved.iterdir() if p.is_file()}
+    assert modes and all(mode == 0o644 for mode in modes.values()), modes

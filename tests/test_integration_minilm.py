@@ -88,18 +88,18 @@ def test_default_model_is_fp16_under_50_mb_and_offline(default_classifier):
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
 
 
-def test_default_model_motivating_cases(default_classifier):
+def test_default_model_motivating_case_and_a_general_nli_floor(default_classifier, data_dir):
     result = default_classifier.predict([(KREMLIN, ZELENSKYY)], symmetric=True)
     assert result.labels == ["contradict"], result.probabilities
-    confirm = default_classifier.predict(
-        [
-            (
-                "The board confirmed on Friday that the chief executive stepped down with immediate effect.",
-                "The chief executive has resigned.",
-            )
-        ]
-    )
-    assert confirm.labels == ["support"], confirm.probabilities
+    # The default reads pairs: on MultiNLI dev (never trained on) it must stay far above the
+    # hypothesis-only baseline (0.49) and the previous default (0.41); measured 0.669 on all 1,007 rows.
+    from stance.eval.metrics import classification_metrics
+    from stance.training.config import DatasetConfig
+    from stance.training.data import load_dataset_file
+
+    data = load_dataset_file(DatasetConfig(path=str(data_dir / "mnli_taxinli" / "dev.jsonl"), max_rows=300))
+    predicted = default_classifier.predict(data.premises, data.hypotheses).probabilities.argmax(axis=1)
+    assert classification_metrics(data.labels, predicted)["macro_f1"] > 0.58
 
 
 def test_default_save_pretrained_gives_a_full_model(tmp_path, default_classifier):

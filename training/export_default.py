@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from stance.model.errors import StanceError
-from stance.model.loading import DEFAULT_MODEL_DIR
+from stance.model.loading import DEFAULT_MODEL_DIR, apply_umask
 from stance.training.trainer import ADAPTER_DIR
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json", "stance.json")
@@ -76,6 +76,7 @@ def _write_fp16(source: Path, target: Path) -> None:
         raise StanceError(f"{source}: a weight of magnitude {largest:g} does not fit in fp16")
     halved = {name: t.half() if t.dtype == torch.float32 else t for name, t in tensors.items()}
     save_file(halved, target, metadata={"format": "pt"})
+    apply_umask(target)
 
 
 def main(argv: list[str] | None = None) -> int:
