@@ -635,6 +635,9 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     classifier.metadata.temperature = 1.0
     specs = [_dataset_spec(args, path) for path in args.data]
     summary = calibrate_classifier(classifier, specs, batch_size=args.batch_size, progress=not args.no_progress)
+    classifier.metadata.metrics["calibration"] = {k: v for k, v in summary.items() if k != "data"} | {
+        "data": [str(path) for path in summary["data"]]
+    }
     source = Path(resolve_model_source(args.model or DEFAULT_MODEL_DIR))
     if args.output is None:
         if not source.exists():
