@@ -106,8 +106,14 @@ def test_default_save_pretrained_gives_a_full_model(tmp_path, default_classifier
     saved = default_classifier.save_pretrained(tmp_path / "full")
     assert (saved / "model.safetensors").exists() and (saved / "config.json").exists()
     again = StanceClassifier.from_pretrained(saved, device="cpu")
+    for (name, a), (_, b) in zip(again.model.state_dict().items(), default_classifier.model.state_dict().items(),
+                                 strict=True):  # fmt: skip
+        assert a.dtype == b.dtype and bool((a == b).all()), name
     pairs = [(KREMLIN, ZELENSKYY)]
-    np.testing.assert_array_equal(again.predict(pairs).probabilities, default_classifier.predict(pairs).probabilities)
+    # Same weights; float32 kernels may differ in the last bits with the tensors' memory layout.
+    np.testing.assert_allclose(
+        again.predict(pairs).probabilities, default_classifier.predict(pairs).probabilities, atol=1e-6
+    )
 
 
 def test_cli_smoke_on_real_data_has_a_quality_floor(tmp_path, data_dir):
@@ -138,7 +144,13 @@ def test_onnx_int8_agrees_with_fp32_on_real_pairs(default_classifier, data_dir, 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     data = load_dataset_file(DatasetConfig(path=str(data_dir / "sick" / "test.jsonl"), max_rows=500))
     int8 = StanceClassifier.from_pretrained(device="cpu", backend="onnx-int8")
-    assert list(tmp_path.glob("stance/onnx/*/model-int8pc-*.onnx")), "the export is cached in the user cache"
+    # cached next to the default when its directory is writable (a checkout), else in the user cache
+    cached = list((DEFAULT_MODEL_DIR / "onnx").glob("model-int8pc-*.onnx")) + list(
+        tmp_path.glob("stance/onnx/*/model-int8pc-*.onnx")
+    )
+    assert cached, "the export is cached"
+    int8 = StanceClassifier.from_pretrained(device="cpu", backend="onnx-int8")
+    assert int8.model is None, "once built, the export is used without torch"
     reference = default_classifier.predict(data.premises, data.hypotheses)
     fast = int8.predict(data.premises, data.hypotheses)
     agreement = float(np.mean(np.asarray(fast.labels) == np.asarray(reference.labels)))

@@ -145,3 +145,13 @@ def test_a_changed_model_never_reuses_an_old_export(tmp_path, tiny_model_dir):
     (model / "stance.json").write_text('{"temperature": 2.0, "max_length": 64}')  # calibration does not touch the graph
     StanceClassifier.from_pretrained(model, device="cpu", backend="onnx")
     assert find_export(model, quantize=False) is not None
+
+
+def test_a_read_only_model_directory_caches_its_export_in_the_user_cache(tmp_path, monkeypatch, model_copy):
+    from stance.model import onnx_backend
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(onnx_backend.os, "access", lambda *args, **kwargs: False)
+    cache = onnx_backend._cache_dir(model_copy, "")
+    assert cache.parent == tmp_path / "cache" / "stance" / "onnx"
+    assert cache == onnx_backend._cache_dir(model_copy, ""), "the same directory always maps to the same cache"
