@@ -38,6 +38,7 @@ from stance.model.loading import (
     is_adapter_dir,
     load_hf_model,
     load_tokenizer,
+    looks_like_local_path,
     resolve_model_source,
 )
 from stance.model.metadata import METADATA_FILE, StanceMetadata, library_versions
@@ -229,7 +230,7 @@ class StanceClassifier:
         if local.exists():
             check_model_dir(local)
             metadata = StanceMetadata.load(local)
-        elif _looks_like_local_path(source):
+        elif looks_like_local_path(source):
             raise ModelLoadError(f"{source}: model directory not found")
         else:
             metadata = StanceMetadata(base_model=source)
@@ -623,11 +624,6 @@ def _remove_stale_weights(target: Path, written: set[str]) -> None:
         if "/" not in name and name.endswith(".safetensors"):
             (target / name).unlink(missing_ok=True)
     index.unlink()
-
-
-def _looks_like_local_path(text: str) -> bool:
-    """Hub ids are ``name`` or ``org/name``; anything else that does not exist is a missing path."""
-    return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
 
 
 def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_code: bool):

@@ -99,6 +99,11 @@ def model_fingerprint(directory: str | os.PathLike[str], names: list[str] | None
     return prints
 
 
+def looks_like_local_path(text: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else that does not exist is a missing path."""
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+
+
 def is_adapter_dir(path: Path) -> bool:
     """True for a directory that holds a PEFT adapter but no full model."""
     return (path / "adapter_config.json").exists() and not (path / "config.json").exists()

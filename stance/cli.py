@@ -316,11 +316,10 @@ def _check_model_argument(model: str | None) -> None:
     """A local-looking model path that does not exist is "not found" before any work starts."""
     if model in (None, "default"):
         return
-    from stance.model.loading import resolve_model_source
+    from stance.model.loading import looks_like_local_path, resolve_model_source
 
     source = resolve_model_source(model)
-    looks_local = source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source
-    if looks_local and not Path(source).expanduser().exists():
+    if looks_like_local_path(source) and not Path(source).expanduser().exists():
         raise StanceError(f"{model}: model directory not found")
 
 

@@ -251,7 +251,7 @@ def _rows(scored, long_text: str) -> list[dict]:
             value = record.get(name)
             if hasattr(value, "item"):
                 value = value.item()
-            row[name] = None if value is None or (isinstance(value, float) and value != value) else _finite(value)
+            row[name] = None if value is None else _finite(value)  # NaN (no score) and inf -> null
         if row.get("window_start") == -1:  # a pair that fit, or an error row
             row["window_start"] = row["window_end"] = None
         if isinstance(row.get("evidence_spans"), str):
