@@ -15,6 +15,7 @@ import functools
 import hashlib
 import itertools
 import json
+import logging
 import os
 import re
 import shutil
@@ -33,6 +34,7 @@ from stance.model.tables import (
     TableWriter,
     csv_delimiter,
     iter_chunks,
+    mixed_kinds,
     open_parquet,
     require_columns,
     scan_jsonl,
@@ -41,6 +43,8 @@ from stance.model.tables import (
 
 if TYPE_CHECKING:
     from stance.model.classifier import StanceClassifier
+
+logger = logging.getLogger(__name__)
 
 ADDED_COLUMNS = ("label", *(f"prob_{label}" for label in LABELS), "truncated", "error")
 WINDOW_COLUMNS = ("window_start", "window_end")
@@ -258,7 +262,14 @@ def _join_parts(parts: list[Path], output: Path, fmt: str) -> None:
     partial = output.with_name(output.name + ".partial")
     if fmt == "parquet":
         schemas = [pq.read_schema(p) for p in parts]
-        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        try:
+            schema = pa.unify_schemas(schemas, promote_options="permissive")
+        except (pa.ArrowTypeError, pa.ArrowInvalid) as error:
+            # Only a stream can get here (files are checked first); the parts stay for --resume.
+            raise InputDataError(
+                f"{output}: the scored parts do not share one Parquet schema ({error}); a column changes type "
+                f"between chunks. Write JSONL or CSV output instead; the parts are kept in {parts[0].parent}"
+            ) from None
         with pq.ParquetWriter(partial, schema) as writer:
             for part in parts:
                 writer.write_table(pq.read_table(part).cast(schema))
@@ -352,7 +363,11 @@ def score_file(
     }
     columns, total = None, None
     if in_fmt == "jsonl" and not input_is_stream:
-        columns, total = scan_jsonl(input_path)  # fixes the output columns; gives the bar a total
+        kinds: dict[str, dict[str, int]] = {}
+        columns, total = scan_jsonl(input_path, kinds)  # fixes the output columns; gives the bar a total
+        problem = mixed_kinds(kinds, input_path) if out_fmt == "parquet" else None
+        if problem:
+            raise InputDataError(problem)  # before any scoring, not when the parts are joined
     elif in_fmt == "parquet" and not input_is_stream:
         total = open_parquet(input_path).metadata.num_rows
     chunks = iter_chunks(input_path, chunk_rows, in_fmt, columns=columns, delimiter=delimiter)
@@ -361,6 +376,8 @@ def score_file(
     if len(first.columns) or len(first):
         require_columns(first, {"premise": premise_column, "hypothesis": hypothesis_column}, input_path)
         check_no_collision(first.columns, prefix, options["long_text"])
+    else:
+        logger.warning("%s is empty (no rows, no columns): the output will be empty too", input_path)
     chunks = _conforming(itertools.chain([first], _prefetched(chunks)), list(first.columns), input_path)
     score = functools.partial(
         _score_chunk,

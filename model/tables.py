@@ -100,6 +100,8 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
                     f"{path}, line {line_number}: not valid UTF-8 ({error.reason} at byte "
                     f"{error.start} of the line); re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8"
                 ) from None
+            if line_number == 1 and text.startswith("\ufeff"):
+                text = text[1:]  # a UTF-8 byte order mark (Windows editors write one) is not data
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as error:
@@ -115,19 +117,54 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
             yield line_number, record
 
 
-def scan_jsonl(path: str | os.PathLike[str]) -> tuple[list[str], int]:
+def scan_jsonl(path: str | os.PathLike[str], kinds: dict[str, dict[str, int]] | None = None) -> tuple[list[str], int]:
     """Every key of a JSONL file in first-seen order, and its row count (one cheap pass).
 
     Rows may differ in their keys; fixing the columns up front gives every output chunk
     the same columns (a key first seen in row 5,000 is not lost, and CSV rows never get
     more fields than the header), and the count gives progress bars a total.
+
+    Args:
+        kinds: if given, filled with column -> {JSON kind of its values: first line number},
+            so a caller can refuse a column that mixes types before any work (see
+            :func:`mixed_kinds`).
     """
     columns: dict[str, None] = {}
     rows = 0
-    for _, record in _jsonl_records(Path(path)):
+    for line_number, record in _jsonl_records(Path(path)):
         columns.update(dict.fromkeys(record))
         rows += 1
+        if kinds is not None:
+            for key, value in record.items():
+                kinds.setdefault(key, {}).setdefault(json_kind(value), line_number)
     return list(columns), rows
+
+
+def json_kind(value: object) -> str:
+    """The kind of a parsed JSON value as a typed column sees it: null, bool, int, float, text, list, object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int" if -(2**63) <= value < 2**63 else "big int"
+    return {float: "float", str: "text", list: "list", dict: "object"}[type(value)]
+
+
+def mixed_kinds(kinds: dict[str, dict[str, int]], path: str | os.PathLike[str]) -> str | None:
+    """A message naming the first column whose values a typed format (Parquet) cannot hold in
+    one type, e.g. numbers and texts, with the line of each kind; None when every column fits."""
+    for column, seen in kinds.items():
+        real = {kind: line for kind, line in seen.items() if kind != "null"}
+        if len(real) > 1 and set(real) != {"int", "float"} or "big int" in real:
+            where = ", ".join(
+                f"{kind} (first on line {line})" for kind, line in sorted(real.items(), key=lambda kv: kv[1])
+            )
+            return (
+                f"{path}: column {column!r} holds {where}; a Parquet column has one type. Write JSONL or CSV "
+                f"output instead, or make the column's values one type"
+            )
+    return None
 
 
 def _iter_jsonl(path: Path, chunk_rows: int, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
@@ -156,7 +193,7 @@ def _frame(records: list[dict], start: int, columns: list[str] | None = None) ->
     frame = pd.DataFrame({name: [record.get(name) for record in records] for name in columns}, dtype=object)
     for name in frame.columns:
         values = [v for v in frame[name] if v is not None and not (isinstance(v, float) and v != v)]
-        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        if values and all(isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 for v in values):
             frame[name] = pd.array([None if _is_null(v) else v for v in frame[name]], dtype="Int64")
     frame.index = pd.RangeIndex(start, start + len(records))
     return frame
@@ -184,7 +221,29 @@ def csv_delimiter(path: str | os.PathLike[str]) -> str:
     return "\t" if Path(path).suffix.lower() == ".tsv" else ","
 
 
+def _check_csv_header(path: Path, delimiter: str) -> None:
+    """Refuse a header naming a column twice: pandas would rename the second ``premise.1``
+    and score the first, silently ignoring the other."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle, delimiter=delimiter), [])
+    except (UnicodeDecodeError, csv.Error):
+        return  # the reader reports these with the line
+    seen: dict[str, int] = {}
+    for name in header:
+        seen[name] = seen.get(name, 0) + 1
+    repeated = {name: count for name, count in seen.items() if count > 1}
+    if repeated:
+        name, count = next(iter(repeated.items()))
+        raise InputDataError(
+            f"{path}, line 1: column {name!r} appears {count} times in the header; rename the copies so "
+            f"each column has one name"
+        )
+
+
 def _iter_csv(path: Path, chunk_rows: int, delimiter: str = ",") -> Iterator[pd.DataFrame]:
+    if path.is_file():
+        _check_csv_header(path, delimiter)
     try:
         # dtype=str + keep_default_na=False: texts like "NA" or "null" stay texts; an empty
         # cell becomes "" and is reported per row as an empty text.
@@ -240,13 +299,15 @@ def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     for batch in parquet.iter_batches(batch_size=chunk_rows):
         # ignore_metadata: a DataFrame's index stored in the file (a named index, say) comes
         # back as an ordinary column instead of being replaced by row numbers and lost.
-        frame = batch.to_pandas(ignore_metadata=True)
+        # integer_object_nulls: an int column with a null stays Python ints (not floats that
+        # lose digits beyond 2**53, and not "float" in a per-row type error).
+        frame = batch.to_pandas(ignore_metadata=True, integer_object_nulls=True)
         frame.index = pd.RangeIndex(start, start + len(frame))
         start += len(frame)
         yielded = True
         yield frame
     if not yielded:
-        yield parquet.schema_arrow.empty_table().to_pandas(ignore_metadata=True)
+        yield parquet.schema_arrow.empty_table().to_pandas(ignore_metadata=True, integer_object_nulls=True)
 
 
 def read_table(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:
@@ -267,9 +328,12 @@ def require_columns(frame: pd.DataFrame, columns: dict[str, str], path: str | os
         )
     for role, column in columns.items():
         if column not in frame.columns:
+            hint = ""
+            if len(frame.columns) == 1 and any(mark in str(frame.columns[0]) for mark in ";\t|"):
+                hint = "; the header looks split by another separator: pass it with --delimiter (e.g. --delimiter ';')"
             raise InputDataError(
                 f"{path}: no {role} column {column!r}; the file has columns {list(map(str, frame.columns))}. "
-                f"Name the right one with --{role}-column (or {role}_column in a recipe)"
+                f"Name the right one with --{role}-column (or {role}_column in a recipe){hint}"
             )
 
 
@@ -363,7 +427,14 @@ class TableWriter:
                 sink = self._stream if self._stream is not None else self.partial_path
                 self._parquet = pq.ParquetWriter(sink, self._schema)
             else:
-                table = table.cast(self._schema, safe=False) if table.schema != self._schema else table
+                # safe: a later chunk's 2.5 is never cut to 2 to fit an int column.
+                try:
+                    table = table.cast(self._schema) if table.schema != self._schema else table
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+                    raise InputDataError(
+                        f"{self.path}: rows after the first chunk do not fit the Parquet schema fixed by the "
+                        f"first ({error}); write JSONL or CSV output, or make each column one type"
+                    ) from None
             self._parquet.write_table(table)
         if self._stream is not None:
             self._stream.flush()

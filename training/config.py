@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -284,6 +285,9 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(
                 f"{where}: expected {'an integer' if hint is int else 'a number'}, got {value!r}"
             ) from None
+        if not math.isfinite(number):
+            # YAML's .nan/.inf: every range check below would pass NaN (NaN <= 0 is false).
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return number
     if hint is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
@@ -304,16 +308,43 @@ def _set_dotted(tree: dict, dotted: str, raw_value: str) -> None:
                     f"--set {dotted}: {'.'.join(keys[:depth])} is a list of {len(node)}; use an index 0..{len(node) - 1}"
                 )
             if last:
-                node[int(key)] = yaml.safe_load(raw_value)
+                node[int(key)] = _override_value(dotted, raw_value)
             else:
                 node = node[int(key)]
             continue
         if not isinstance(node, dict):
             raise ConfigError(f"--set {dotted}: {'.'.join(keys[:depth])} is a value, not a section")
         if last:
-            node[key] = yaml.safe_load(raw_value)
+            node[key] = _override_value(dotted, raw_value)
         else:
             node = node.setdefault(key, {})
+
+
+def _override_value(dotted: str, raw_value: str) -> Any:
+    """The YAML value of one ``--set key=value`` (``3e-5``, ``true``, ``[a, b]``, ``null``)."""
+    try:
+        return yaml.load(raw_value, Loader=_StrictLoader)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {dotted}={raw_value}: not a YAML value ({error.problem or error})") from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key written twice in one mapping is an error: the safe
+    loader silently keeps the last, so a recipe with two ``learning_rate:`` lines would train
+    with whichever came second without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"{self.name}, line {line}: key {key!r} appears twice in one section (first on line "
+                    f"{seen[key]}); keep one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(
@@ -329,8 +360,19 @@ def load_config(
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"{path}: recipe not found")
+        if not path.is_file():
+            raise ConfigError(f"{path}: is not a file; pass a YAML recipe such as configs/default.yaml")
         try:
-            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{path}: not valid UTF-8 (byte {error.start}); save the recipe as UTF-8") from None
+        try:
+            loader = _StrictLoader(text)
+            loader.name = str(path)
+            try:
+                tree = loader.get_single_data() or {}
+            finally:
+                loader.dispose()
         except yaml.YAMLError as error:
             raise ConfigError(f"{path}: invalid YAML ({error})") from None
     for override in overrides:
@@ -363,6 +405,11 @@ def validate_config(config: StanceConfig) -> None:
                 raise ConfigError(f"{where}.augment: unknown {unknown_augment}; expected any of {list(AUGMENTATIONS)}")
             if dataset.weight <= 0:
                 raise ConfigError(f"{where}.weight: must be > 0, got {dataset.weight}")
+            if dataset.max_rows is not None and dataset.max_rows < 1:
+                raise ConfigError(f"{where}.max_rows: must be >= 1 (or null for every row), got {dataset.max_rows}")
+            for label, cap in (dataset.label_caps or {}).items():
+                if cap < 0:
+                    raise ConfigError(f"{where}.label_caps.{label}: must be >= 0, got {cap}")
     if config.model.long_text not in ("truncate", "window", "evidence"):
         raise ConfigError(
             f"model.long_text: expected 'truncate', 'window' or 'evidence', got {config.model.long_text!r}"
@@ -380,6 +427,30 @@ def validate_config(config: StanceConfig) -> None:
         )
     if config.training.learning_rate <= 0 or config.training.batch_size < 1:
         raise ConfigError("training.learning_rate must be > 0 and training.batch_size >= 1")
+    at_least = {
+        "training.eval_batch_size": (config.training.eval_batch_size, 1),
+        "training.gradient_accumulation_steps": (config.training.gradient_accumulation_steps, 1),
+        "training.logging_steps": (config.training.logging_steps, 1),
+        "training.save_total_limit": (config.training.save_total_limit, 1),
+        "training.eval_steps": (config.training.eval_steps, 1),
+        "training.early_stopping_patience": (config.training.early_stopping_patience, 1),
+        "training.dataloader_num_workers": (config.training.dataloader_num_workers, 0),
+        "training.weight_decay": (config.training.weight_decay, 0),
+        "training.seed": (config.training.seed, 0),
+        "model.lora.r": (config.model.lora.r, 1),
+        "model.lora.alpha": (config.model.lora.alpha, 1),
+    }
+    for key, (value, low) in at_least.items():
+        if value is not None and value < low:
+            raise ConfigError(f"{key}: must be >= {low}, got {value}")
+    unit = {
+        "training.warmup_ratio": config.training.warmup_ratio,
+        "model.lora.dropout": config.model.lora.dropout,
+        "model.attention_dropout": config.model.attention_dropout,
+    }
+    for key, value in unit.items():
+        if value is not None and not 0.0 <= value < 1.0:
+            raise ConfigError(f"{key}: must be in [0, 1), got {value}")
     if not 0.0 <= config.training.label_smoothing < 1.0:
         raise ConfigError(f"training.label_smoothing: must be in [0, 1), got {config.training.label_smoothing}")
     if config.training.max_grad_norm < 0:

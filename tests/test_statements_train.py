@@ -1,0 +1,60 @@
+"""The statement training pairs must stay apart from every statement pair used to judge the model."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# The pairs of the bug report that motivated the dev set: a held-out check, never trained on.
+BUG_REPORT_PAIRS = [
+    (
+        "Officials said nobody was injured when the bridge collapsed.",
+        "There were no casualties in the bridge collapse.",
+    ),
+    ("The central bank kept interest rates unchanged on Thursday.", "The central bank did not change rates this week."),
+    ("The airline said the flight landed safely in Warsaw.", "The plane crashed on approach to Warsaw."),
+    ("The health ministry reported 120 new cases on Monday.", "Fewer than 50 new cases were reported on Monday."),
+    (
+        "The union said the strike was called off after the company raised its offer.",
+        "Workers walked out as planned after talks with the company collapsed.",
+    ),
+]
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / max(1, len(a | b))
+
+
+def _pairs(path: Path) -> list[tuple[str, str]]:
+    return [(row["premise"], row["hypothesis"]) for row in map(json.loads, path.read_text().splitlines())]
+
+
+def test_no_training_pair_is_close_to_an_evaluation_pair():
+    train = [pair for path in sorted((REPO / "data" / "statements_train").glob("part*.jsonl")) for pair in _pairs(path)]
+    assert len(train) >= 1200
+    judged = _pairs(REPO / "benchmarks" / "data" / "statements_dev.jsonl")
+    judged += _pairs(REPO / "examples" / "statement_pairs.jsonl") + BUG_REPORT_PAIRS
+    judged_words = [(_words(p), _words(h), p, h) for p, h in judged]
+    close = []
+    for premise, hypothesis in train:
+        pw, hw = _words(premise), _words(hypothesis)
+        for jp, jh, p, h in judged_words:
+            if (_jaccard(pw, jp) + _jaccard(hw, jh)) / 2 >= 0.6:
+                close.append((premise, hypothesis, p, h))
+    assert not close, f"{len(close)} training pairs are near-copies of evaluation pairs, e.g. {close[0]}"
+
+
+def test_training_pairs_come_in_contrast_triplets():
+    for path in sorted((REPO / "data" / "statements_train").glob("part*.jsonl")):
+        groups: dict[str, list[dict]] = {}
+        for row in map(json.loads, path.read_text().splitlines()):
+            groups.setdefault(row["group"], []).append(row)
+        for group, rows in groups.items():
+            assert sorted(r["label"] for r in rows) == ["contradict", "neutral", "support"], (path.name, group)
+            assert len({r["premise"] for r in rows}) == 1, (path.name, group)
