@@ -23,7 +23,7 @@ from stance.eval.metrics import (
     precision_coverage_curve,
     reliability_bins,
 )
-from stance.eval.plots import plot_confusion_matrix, plot_precision_coverage, plot_reliability
+from stance.eval.plots import plot_compare, plot_confusion_matrix, plot_precision_coverage, plot_reliability
 from stance.eval.report import render_comparison, write_metrics_json, write_report
 from stance.model.batching import progress_bar, token_counts
 from stance.model.classifier import StanceClassifier
@@ -207,7 +207,10 @@ def compare_models(results: list[dict], output_dir: str | os.PathLike[str]) -> d
     json_path = write_metrics_json(comparison, output_dir / "comparison.json")
     md_path = output_dir / "comparison.md"
     md_path.write_text(render_comparison(comparison), encoding="utf-8")
-    return {"comparison_json": json_path, "comparison_md": md_path}
+    figure = plot_compare(
+        results, output_dir / "comparison.png", title=f"{len(results)} models on {Path(comparison['data']).name}"
+    )
+    return {"comparison_json": json_path, "comparison_md": md_path, "comparison_png": figure}
 
 
 def calibrate_classifier(

@@ -134,3 +134,55 @@ def plot_precision_coverage(curve: list[dict], path: str | os.PathLike[str], tit
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_compare(results: list[dict], path: str | os.PathLike[str], title: str) -> Path:
+    """Several models on one data set, in one figure of three panels: per-class F1 (bars),
+    precision against coverage over abstain thresholds, and reliability after calibration.
+    Each model keeps one colour in every panel, so curves can be compared at a glance."""
+    plt = _pyplot()
+    fig, (bars, curve, reliability) = plt.subplots(1, 3, figsize=(15, 4.6), dpi=110)
+    colours = plt.get_cmap("tab10").colors
+    labels = list(results[0]["overall"]["per_class"])
+    width = 0.8 / len(results)
+    for index, result in enumerate(results):
+        colour = colours[index % len(colours)]
+        name = f"{result['model']} (macro-F1 {result['overall']['macro_f1']:.3f})"
+        per_class = result["overall"]["per_class"]
+        offsets = [i + (index - (len(results) - 1) / 2) * width for i in range(len(labels))]
+        bars.bar(offsets, [per_class[label]["f1"] for label in labels], width=width, color=colour, label=name)
+        points = [p for p in result["precision_coverage"] if p["n_decided"]]
+        curve.plot([p["coverage"] for p in points], [p["precision"] for p in points], marker=".", color=colour)
+        calibration = result["calibration"]
+        bins = [b for b in calibration["reliability_bins"] if b["count"]]
+        reliability.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            marker="o",
+            color=colour,
+            label=f"ECE {calibration['ece']:.3f}",
+        )
+    bars.set_xticks(range(len(labels)), labels)
+    bars.set_ylim(0, 1.0)
+    bars.set_ylabel("F1")
+    bars.set_title("F1 per class", fontsize=10)
+    bars.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, ncol=1, frameon=False)
+    curve.set_xlim(0, 1)
+    curve.set_ylim(0, 1.02)
+    curve.set_xlabel("coverage (share labelled support or contradict)")
+    curve.set_ylabel("precision of those labels")
+    curve.set_title("precision vs. coverage over abstain thresholds", fontsize=10)
+    curve.grid(alpha=0.3)
+    reliability.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    reliability.set_xlim(0, 1)
+    reliability.set_ylim(0, 1)
+    reliability.set_xlabel("confidence (top-label probability)")
+    reliability.set_ylabel("accuracy in bin")
+    reliability.set_title("reliability (after temperature)", fontsize=10)
+    reliability.legend(loc="upper left", fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path

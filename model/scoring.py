@@ -32,6 +32,7 @@ from stance.model.errors import InputDataError
 from stance.model.labels import LABELS
 from stance.model.tables import (
     TableWriter,
+    count_csv_rows,
     csv_delimiter,
     iter_chunks,
     mixed_kinds,
@@ -370,6 +371,8 @@ def score_file(
             raise InputDataError(problem)  # before any scoring, not when the parts are joined
     elif in_fmt == "parquet" and not input_is_stream:
         total = open_parquet(input_path).metadata.num_rows
+    elif in_fmt == "csv" and not input_is_stream and progress:
+        total = count_csv_rows(input_path, delimiter or csv_delimiter(input_path))
     chunks = iter_chunks(input_path, chunk_rows, in_fmt, columns=columns, delimiter=delimiter)
     first = next(chunks)
     # Check the columns before anything is written, so a wrong name leaves nothing behind.

@@ -216,6 +216,26 @@ def _first_non_utf8(path: Path) -> tuple[int, int]:
     return 0, offset
 
 
+def count_csv_rows(path: str | os.PathLike[str], delimiter: str = ",") -> int | None:
+    """Data rows of a delimited file (quoted newlines counted right), for a progress total.
+
+    pyarrow's C++ reader parses at hundreds of MB/s, a small cost next to scoring. None when
+    it cannot parse the file: the real reader then reports the problem with its line.
+    """
+    import pyarrow.csv as pa_csv
+
+    try:
+        reader = pa_csv.open_csv(
+            path,
+            read_options=pa_csv.ReadOptions(block_size=1 << 24),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(include_columns=[], include_missing_columns=False),
+        )
+        return sum(batch.num_rows for batch in reader)
+    except (pa.ArrowInvalid, OSError, StopIteration):
+        return None
+
+
 def csv_delimiter(path: str | os.PathLike[str]) -> str:
     """The field separator a delimited file's suffix implies: a tab for .tsv, else a comma."""
     return "\t" if Path(path).suffix.lower() == ".tsv" else ","

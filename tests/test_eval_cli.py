@@ -108,3 +108,9 @@ def test_compare_two_models(tmp_path, tiny_model_dir):
     comparison = json.loads((tmp_path / "c" / "comparison.json").read_text())
     assert len(comparison["models"]) == 2 and "mcnemar" in comparison["models"][1]["vs_first"]
     assert "McNemar" in (tmp_path / "c" / "comparison.md").read_text()
+    # One figure with both models' curves (F1 per class, precision/coverage, reliability).
+    from PIL import Image
+
+    with Image.open(tmp_path / "c" / "comparison.png") as figure:
+        assert figure.width > 1200 and figure.height > 400
+    assert f"wrote {tmp_path / 'c' / 'comparison.png'}" in result.stdout

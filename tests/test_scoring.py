@@ -180,3 +180,21 @@ def test_resume_without_manifest_starts_over(tmp_path, tiny_classifier):
     (tmp_path / "out.jsonl.parts").mkdir()  # killed between mkdir and the manifest
     score_file(tiny_classifier, source, tmp_path / "out.jsonl", chunk_rows=5, resume=True)
     assert (tmp_path / "out.jsonl").read_bytes() == reference.read_bytes()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".tsv", ".parquet"])
+def test_progress_bar_knows_the_total_for_every_file_format(tmp_path, tiny_classifier, capsys, suffix):
+    """A bar with a total (``37/37``, rate and ETA) for every format; CSV rows are counted
+    with quoted newlines inside texts, which a line count would get wrong."""
+    from stance.model.tables import TableWriter
+
+    frame = pd.DataFrame(
+        {"premise": [f"a man\nplays {i}" for i in range(37)], "hypothesis": ['nobody, "really", plays'] * 37}
+    )
+    source = tmp_path / f"in{suffix}"
+    writer = TableWriter(source)
+    writer.write(frame)
+    writer.close()
+    score_file(tiny_classifier, source, tmp_path / "out.jsonl", progress=True, chunk_rows=16, batch_size=8)
+    err = capsys.readouterr().err
+    assert "37/37" in err, err[-500:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -57,9 +58,10 @@ def test_training_keeps_and_names_an_nli_head(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-def test_evidence_mode_training_tests_and_checkpoint_cleanup(tmp_path, data_dir, tiny_model_dir):
+def test_evidence_mode_training_tests_and_checkpoint_cleanup(tmp_path, data_dir, tiny_model_dir, capsys):
     """long_text: evidence selects sentences of the training premises (as prediction does);
-    data.test is scored after training; keep_checkpoints: false removes checkpoints/."""
+    data.test is scored after training; keep_checkpoints: false removes checkpoints/; the
+    training log prints numbers, not transformers 5's quoted strings."""
     config = load_config(
         REPO / "configs" / "sick.yaml",
         [
@@ -76,6 +78,7 @@ def test_evidence_mode_training_tests_and_checkpoint_cleanup(tmp_path, data_dir,
             f"training.output_dir={tmp_path / 'out'}",
             "training.calibrate=false",
             "training.keep_checkpoints=false",
+            "training.logging_steps=1",
         ],
     )
     from stance.training import trainer
@@ -104,3 +107,23 @@ def test_evidence_mode_training_tests_and_checkpoint_cleanup(tmp_path, data_dir,
     assert metadata["long_text"] == "evidence" and metadata["metrics"]["test"]["sick_test"]["n"] == 20
     assert len((output / "predictions" / "sick_test.jsonl").read_text().splitlines()) == 20
     assert not (output / "checkpoints").exists()
+    printed = capsys.readouterr()
+    assert re.search(r"^step 1/2  epoch [0-9.]+  loss [0-9.]+", printed.out, re.M), printed.out
+    assert "'loss': '" not in printed.out + printed.err and "FutureWarning" not in printed.err
+
+
+def test_log_records_read_as_numbers():
+    from stance.training.trainer import format_log
+
+    line = format_log({"loss": 0.52571, "grad_norm": 7.8712, "learning_rate": 1.176e-05, "epoch": 0.048}, 50, 2072)
+    assert line == "step 50/2072  epoch 0.05  loss 0.5257  grad_norm 7.8712  lr 1.18e-05"
+    evaluation = {
+        "eval_statements_macro_f1": 0.44,
+        "eval_sick_macro_f1": 0.8651,
+        "eval_mean_macro_f1": 0.6321,
+        "epoch": 1.0,
+    }
+    assert (
+        format_log(evaluation, 400, 2072)
+        == "eval at step 400/2072: mean dev macro-F1 0.6321  statements 0.4400  sick 0.8651"
+    )

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Trainer, set_seed
+from transformers.trainer_callback import ProgressCallback
 
 from stance.eval.metrics import classification_metrics
 from stance.model.classifier import StanceClassifier
@@ -160,13 +161,47 @@ def _training_arguments(config: StanceConfig, has_dev: bool):
         lr_scheduler_type=t.lr_scheduler_type,
         max_grad_norm=t.max_grad_norm,
         label_smoothing_factor=t.label_smoothing,
-        gradient_checkpointing=t.gradient_checkpointing,
+        # transformers 5 renamed gradient_checkpointing (the old name warns on every run)
+        activation_checkpointing=t.gradient_checkpointing,
         # pinned memory only helps copies to a GPU; on CPU it only warns
         dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=False,
         remove_unused_columns=False,
         ddp_backend=t.ddp_backend,
     )
+
+
+def format_log(logs: dict, step: int, max_steps: int) -> str:
+    """One readable line for a Trainer log record: numbers as numbers, not quoted strings.
+
+    Training records read ``step 150/2072  epoch 0.14  loss 0.5060  grad_norm 4.58  lr 2.96e-05``;
+    evaluation records list the mean dev macro-F1 first, then each dev set's macro-F1.
+    """
+
+    def number(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.4f}" if 1e-3 <= abs(value) < 1e4 else f"{value:.3g}"
+        return str(value)
+
+    logs = {k: v for k, v in logs.items() if k != "total_flos"}
+    if any(key.startswith("eval_") for key in logs):
+        scores = {k[len("eval_") : -len("_macro_f1")]: v for k, v in logs.items() if k.endswith("_macro_f1")}
+        mean = scores.pop("mean", None)
+        head = f"eval at step {step}/{max_steps}" + (f": mean dev macro-F1 {mean:.4f}" if mean is not None else "")
+        return head + "".join(f"  {name} {value:.4f}" for name, value in scores.items())
+    names = {"learning_rate": "lr"}
+    fields = [f"{names.get(key, key)} {number(value)}" for key, value in logs.items() if key != "epoch"]
+    epoch = f"  epoch {logs['epoch']:.2f}" if isinstance(logs.get("epoch"), (int, float)) else ""
+    return f"step {step}/{max_steps}{epoch}  " + "  ".join(fields)
+
+
+class _ReadableProgress(ProgressCallback):
+    """transformers' progress bar, with log records printed by :func:`format_log` (v5 prints
+    a dict of quoted strings: ``{'loss': '0.5257', ...}``)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102 (Trainer hook)
+        if state.is_world_process_zero and self.training_bar is not None and logs:
+            self.training_bar.write(format_log(logs, state.global_step, state.max_steps))
 
 
 def train(config: StanceConfig, prepared: PreparedData | None = None) -> Path:
@@ -218,6 +253,8 @@ def train(config: StanceConfig, prepared: PreparedData | None = None) -> Path:
         compute_metrics=_metrics_in_canonical_order(head_order),
         callbacks=callbacks,
     )
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_ReadableProgress())
     trainer.train(resume_from_checkpoint=config.training.resume_from_checkpoint)
     metrics = trainer.evaluate() if has_dev else {}
     output = Path(config.training.output_dir)
