@@ -4,8 +4,8 @@ hypothesis-only TF-IDF + LR, and the majority class.
 On every data set's dev and test split in ../shared/data (FNC-1, ARC, counterfactual SNLI
 and negation NLI: dev only; their test sets are hidden holdouts) and on our hand-written
 statement set (benchmarks/data/statements_dev.jsonl, with accuracy per kind). Baselines
-train on the data set's own train split; for the statement set, which has no train split,
-on MultiNLI (mnli_taxinli train). Two-class sets (perspectrum, ibm_claim_stance) are
+train on the data set's own train split; for the statement set, on the hand-written
+statement training pairs (data/statements_train/). Two-class sets (perspectrum, ibm_claim_stance) are
 scored on support vs. contradict: the model's argmax over those two classes, as the data
 README advises; the rate at which it would have said neutral is reported too.
 
@@ -30,7 +30,7 @@ from stance.eval.metrics import classification_metrics
 from stance.model import LABEL2ID, StanceClassifier
 from stance.training.baselines import HypothesisOnlyBaseline, MajorityBaseline, TfidfBaseline
 from stance.training.config import DatasetConfig
-from stance.training.data import load_dataset_file
+from stance.training.data import PairData, load_dataset_file
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STANCE_DATA_DIR", REPO.parent / "shared" / "data"))
@@ -59,9 +59,16 @@ def split_path(name: str, split: str) -> Path:
     return STATEMENTS if name == "statements" else DATA / name / f"{split}.jsonl"
 
 
-def train_path(name: str) -> Path:
-    """The split the baselines train on (MultiNLI for the statement set, which has none)."""
-    return DATA / ("mnli_taxinli" if name == "statements" else name) / "train.jsonl"
+def train_data(name: str):
+    """What the baselines train on: the data set's train split; for the statement set, the
+    hand-written statement training pairs (data/statements_train/, the in-domain data the
+    default's stage 2 trains on), so the baselines see the same in-domain data as the model."""
+    if name != "statements":
+        return load_dataset_file(DatasetConfig(path=str(DATA / name / "train.jsonl"), name=name))
+    data = PairData()
+    for path in sorted((REPO / "data" / "statements_train").glob("part*.jsonl")):
+        data.extend(load_dataset_file(DatasetConfig(path=str(path), name=name)))
+    return data
 
 
 def model_predictions(classifier: StanceClassifier, data, two_class: bool, long_text: str) -> tuple[np.ndarray, float]:
@@ -111,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     results |= {"data_dir": str(DATA), "command": "python benchmarks/quality.py " + " ".join(argv or sys.argv[1:])}
     results["rows"] = []
     for name in args.datasets:
-        train = load_dataset_file(DatasetConfig(path=str(train_path(name)), name=name))
+        train = train_data(name)
         baselines = {
             "tfidf_lr": TfidfBaseline().fit(train),
             "hypothesis_only_tfidf_lr": HypothesisOnlyBaseline().fit(train),
