@@ -406,6 +406,12 @@ def score_file(
         with OutputLock(output_path):
             _score_to_file(chunks, score, output_path, out_fmt, manifest, resume, bar)
         return output_path
+    except OSError as error:
+        if isinstance(error, BrokenPipeError) or error.filename:
+            raise
+        # A write through an open handle (a full disk, /dev/full, a closed device) names no
+        # file; the user needs to know which one.
+        raise OSError(error.errno, error.strerror, str(output_path)) from error
     finally:
         if bar is not None:
             bar.close()

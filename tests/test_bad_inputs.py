@@ -412,6 +412,16 @@ def test_path_input(case, tmp_path, tiny_classifier):
     _run_case(case, tmp_path, tiny_classifier)
 
 
+def test_a_full_disk_names_the_output(tmp_path, tiny_classifier):
+    """Writing to a full device (``/dev/full`` answers every write with ENOSPC) fails with the
+    output's name, which an OSError from a write through an open handle lacks."""
+    from stance.model.scoring import score_file
+
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        score_file(tiny_classifier, lines(GOOD)(tmp_path), "/dev/full", output_format="jsonl")
+    assert caught.value.filename == "/dev/full"
+
+
 def test_output_onto_its_own_input_is_refused(tmp_path, tiny_classifier):
     from stance.model.scoring import score_file
 
