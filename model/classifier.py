@@ -306,12 +306,14 @@ class StanceClassifier:
         ``score_file`` records it so ``--resume`` never mixes two models' rows in one output.
         """
         if self._fingerprint is None:
-            from stance.model.loading import model_fingerprint
+            from stance.model.loading import file_hashes, hash_record_path
 
             if self.source_dir is not None:
                 # An adapter's base is named in its files (stance.json), so the files say it all;
                 # the directory's own path is left out, so a copied model resumes its runs.
-                self._fingerprint = {"files": model_fingerprint(self.source_dir)}
+                self._fingerprint = {
+                    "files": file_hashes(self.source_dir, record_path=hash_record_path(self.source_dir))
+                }
             else:
                 import hashlib
 

@@ -68,31 +68,14 @@ def weights_key(model: torch.nn.Module) -> str:
 def files_key(model_dir: Path, cache: Path) -> str:
     """sha256 over the model's files' hashes; hashes of files whose size and mtime are
     unchanged since the last call are taken from ``cache/files.json`` instead of re-read."""
-    from stance.model.loading import model_file_names, model_fingerprint
+    from stance.model.loading import file_hashes, model_file_names
 
     # The graph depends on the weights and the architecture only: recalibrating (stance.json)
     # or re-saving the tokenizer does not invalidate an export.
     names = [
         n for n in model_file_names(model_dir) if n.endswith((".safetensors", ".index.json")) or n == "config.json"
     ]
-    stats = {}
-    for name in names:
-        info = os.stat(model_dir / name)
-        stats[name] = [info.st_size, info.st_mtime_ns]
-    record_path = cache / "files.json"
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        record = {}
-    if record.get("stats") == stats and isinstance(record.get("sha256"), dict):
-        hashes = record["sha256"]
-    else:
-        hashes = model_fingerprint(model_dir, names)
-        with contextlib.suppress(OSError):  # a read-only cache only costs a re-hash next time
-            cache.mkdir(parents=True, exist_ok=True)
-            staged = record_path.with_name(f".files.json.{os.getpid()}.tmp")
-            staged.write_text(json.dumps({"stats": stats, "sha256": hashes}, sort_keys=True), encoding="utf-8")
-            os.replace(staged, record_path)
+    hashes = file_hashes(model_dir, names, cache / "files.json")
     return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
 
 

@@ -262,3 +262,29 @@ def test_evidence_spans_column_in_score_output(tmp_path, tiny_classifier):
     row = json.loads(out.read_text())
     spans = json.loads(row["evidence_spans"])
     assert spans[0] == [0, len("drones attacked moscow.")] and row["truncated"] is True
+
+
+def test_file_hashes_are_remembered_and_renewed_when_a_file_changes(tmp_path, tiny_model_dir, monkeypatch):
+    """Repeat runs skip re-hashing unchanged model files (a fifth of a one-row ONNX command);
+    a file rewritten in place is hashed again, so resume and the export cache see the change."""
+    import shutil
+
+    from stance.model import loading
+
+    model = shutil.copytree(tiny_model_dir, tmp_path / "m")
+    record = tmp_path / "cache" / "hashes.json"
+    first = loading.file_hashes(model, record_path=record)
+    assert first == loading.model_fingerprint(model) and record.exists()
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("an unchanged file was hashed again")
+
+    real = loading.model_fingerprint
+    monkeypatch.setattr(loading, "model_fingerprint", no_reading)
+    assert loading.file_hashes(model, record_path=record) == first
+    monkeypatch.setattr(loading, "model_fingerprint", real)
+    config = model / "config.json"
+    config.write_text(config.read_text().replace('"hidden_act"', '"hidden_act" ', 1))
+    changed = loading.file_hashes(model, record_path=record)
+    assert changed["config.json"] != first["config.json"]
+    assert {k: v for k, v in changed.items() if k != "config.json"} == {k: v for k, v in first.items() if k != "config.json"}
