@@ -287,4 +287,6 @@ def test_file_hashes_are_remembered_and_renewed_when_a_file_changes(tmp_path, ti
     config.write_text(config.read_text().replace('"hidden_act"', '"hidden_act" ', 1))
     changed = loading.file_hashes(model, record_path=record)
     assert changed["config.json"] != first["config.json"]
-    assert {k: v for k, v in changed.items() if k != "config.json"} == {k: v for k, v in first.items() if k != "config.json"}
+    assert {k: v for k, v in changed.items() if k != "config.json"} == {
+        k: v for k, v in first.items() if k != "config.json"
+    }
