@@ -3,7 +3,8 @@
     python benchmarks/card_tables.py
 Reads quality.json (the default model and the baselines) and, when present,
 quality_previous_default.json (the previous default, run with --model
-benchmarks/reference/default-v1 --no-reference), and prints one table of macro-F1 per data
+benchmarks/reference/default-v1 --no-reference) and quality_stage1.json (the default's stage 1
+alone, run with --model runs/default --no-reference), and prints one table of macro-F1 per data
 set and split, one of per-class F1 for the default, and the statement set by kind.
 """
 
@@ -14,9 +15,10 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SYSTEMS = ("model", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority")
+SYSTEMS = ("model", "stage 1", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority")
 TITLES = {
     "model": "default (this recipe)",
+    "stage 1": "stage 1 only",
     "previous default": "previous default",
     "tfidf_lr": "TF-IDF + LR",
     "hypothesis_only_tfidf_lr": "hypothesis only",
@@ -26,11 +28,12 @@ TITLES = {
 
 def load() -> list[dict]:
     rows = json.loads((RESULTS / "quality.json").read_text())["rows"]
-    previous = RESULTS / "quality_previous_default.json"
-    if previous.exists():
-        for row in json.loads(previous.read_text())["rows"]:
-            if row["system"] == "model":
-                rows.append(row | {"system": "previous default"})
+    for file, system in (("quality_previous_default.json", "previous default"), ("quality_stage1.json", "stage 1")):
+        path = RESULTS / file
+        if path.exists():
+            rows += [
+                row | {"system": system} for row in json.loads(path.read_text())["rows"] if row["system"] == "model"
+            ]
     return rows
 
 
