@@ -81,7 +81,7 @@ def fine_tune(base: str, train_file: Path, output: Path, epochs: float, learning
             f"training.epochs={epochs}",
             f"training.learning_rate={learning_rate}",
             f"training.seed={seed}",
-            "training.eval_strategy=no",
+            "training.eval_strategy='no'",
             "training.calibrate=false",
             "training.keep_checkpoints=false",
             "training.logging_steps=1000",

@@ -455,6 +455,7 @@ RECIPE_CASES = [
     ("no training data", "training:\n  epochs: 1\n", [], TRAIN_ROWS, r"data.train: list at least one training file"),
     ("text where a number goes", RECIPE_HEAD + "  batch_size: many\n", [], TRAIN_ROWS, r"batch_size: expected an integer"),
     ("fraction where an integer goes", RECIPE_HEAD + "  batch_size: 2.5\n", [], TRAIN_ROWS, r"batch_size: expected an integer"),
+    ("bare no where a word goes (YAML reads it as false)", RECIPE_HEAD + "  eval_strategy: no\n", [], TRAIN_ROWS, r"eval_strategy: expected a string, got False; .*quote the word, e.g. 'no'"),
     ("boolean where a number goes", RECIPE_HEAD + "  seed: true\n", [], TRAIN_ROWS, r"seed: expected a number"),
     ("NaN learning rate", RECIPE_HEAD + "  learning_rate: .nan\n", [], TRAIN_ROWS, r"learning_rate: expected a finite number"),
     ("infinite weight", RECIPE_HEAD, ["data.train.0.weight=.inf"], TRAIN_ROWS, r"weight: expected a finite number"),
@@ -761,6 +762,7 @@ BROKEN_BEFORE = {
     "recipe is a directory", "recipe not UTF-8", "a key written twice", "NaN learning rate", "infinite weight",
     "warmup ratio above 1", "negative seed", "zero eval batch", "negative eval steps",
     "zero gradient accumulation", "zero max_rows", "negative label cap", "--set of a value that is not YAML",
+    "bare no where a word goes (YAML reads it as false)",
 }  # fmt: skip
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 BEGIN, END = "<!-- bad-input tables: begin -->", "<!-- bad-input tables: end -->"

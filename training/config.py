@@ -290,7 +290,13 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return number
     if hint is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        if isinstance(value, bool):
+            # YAML 1.1 reads bare yes/no/on/off as booleans: `eval_strategy: no` arrives as False.
+            raise ConfigError(
+                f"{where}: expected a string, got {value!r}; YAML reads a bare no/yes/off/on as false/true, "
+                f"so quote the word, e.g. '{'no' if value is False else 'yes'}'"
+            )
+        if not isinstance(value, (str, int, float)):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return str(value)
     return value
