@@ -139,13 +139,23 @@ def file_hashes(
     return hashes
 
 
+def user_cache_dir(kind: str) -> Path:
+    """``$XDG_CACHE_HOME/stance/<kind>`` (``~/.cache/stance/<kind>``): ONNX exports of read-only
+    models (``onnx``), remembered file hashes (``hashes``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stance" / kind
+
+
+def directory_key(directory: str | os.PathLike[str]) -> str:
+    """A short name for a directory in the user cache: the sha256 of its resolved path, 16 hex digits."""
+    import hashlib
+
+    return hashlib.sha256(str(Path(directory).resolve()).encode()).hexdigest()[:16]
+
+
 def hash_record_path(directory: str | os.PathLike[str]) -> Path:
     """Where :func:`file_hashes` remembers a model directory's hashes: the user cache
     (``~/.cache/stance/hashes/``), so a model directory is never written to just for this."""
-    import hashlib
-
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stance" / "hashes"
-    return cache / (hashlib.sha256(str(Path(directory).resolve()).encode()).hexdigest()[:16] + ".json")
+    return user_cache_dir("hashes") / f"{directory_key(directory)}.json"
 
 
 def looks_like_local_path(text: str) -> bool:

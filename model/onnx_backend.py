@@ -42,16 +42,14 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 _OPSET = 17
 
 
-def _user_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stance" / "onnx"
-
-
 def _cache_dir(model_dir: Path | None, key: str) -> Path:
+    from stance.model.loading import directory_key, user_cache_dir
+
     if model_dir is not None and model_dir.is_dir() and os.access(model_dir, os.W_OK):
         return model_dir / "onnx"
     if model_dir is not None:  # e.g. the embedded default installed read-only in site-packages
-        return _user_cache() / hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
-    return _user_cache() / key[:16]
+        return user_cache_dir("onnx") / directory_key(model_dir)
+    return user_cache_dir("onnx") / key[:16]
 
 
 def weights_key(model: torch.nn.Module) -> str:

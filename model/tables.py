@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -193,7 +194,7 @@ def _frame(records: list[dict], start: int, columns: list[str] | None = None) ->
     frame = pd.DataFrame({name: [record.get(name) for record in records] for name in columns}, dtype=object)
     for name in frame.columns:
         values = [v for v in frame[name] if v is not None and not (isinstance(v, float) and v != v)]
-        if values and all(isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 for v in values):
+        if values and all(json_kind(v) == "int" for v in values):  # bools and ints beyond int64 stay objects
             frame[name] = pd.array([None if _is_null(v) else v for v in frame[name]], dtype="Int64")
     frame.index = pd.RangeIndex(start, start + len(records))
     return frame
@@ -249,12 +250,9 @@ def _check_csv_header(path: Path, delimiter: str) -> None:
             header = next(csv.reader(handle, delimiter=delimiter), [])
     except (UnicodeDecodeError, csv.Error):
         return  # the reader reports these with the line
-    seen: dict[str, int] = {}
-    for name in header:
-        seen[name] = seen.get(name, 0) + 1
-    repeated = {name: count for name, count in seen.items() if count > 1}
+    repeated = [(name, count) for name, count in Counter(header).items() if count > 1]
     if repeated:
-        name, count = next(iter(repeated.items()))
+        name, count = repeated[0]
         raise InputDataError(
             f"{path}, line 1: column {name!r} appears {count} times in the header; rename the copies so "
             f"each column has one name"

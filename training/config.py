@@ -442,6 +442,7 @@ def validate_config(config: StanceConfig) -> None:
         "training.early_stopping_patience": (config.training.early_stopping_patience, 1),
         "training.dataloader_num_workers": (config.training.dataloader_num_workers, 0),
         "training.weight_decay": (config.training.weight_decay, 0),
+        "training.max_grad_norm": (config.training.max_grad_norm, 0),
         "training.seed": (config.training.seed, 0),
         "model.lora.r": (config.model.lora.r, 1),
         "model.lora.alpha": (config.model.lora.alpha, 1),
@@ -451,16 +452,13 @@ def validate_config(config: StanceConfig) -> None:
             raise ConfigError(f"{key}: must be >= {low}, got {value}")
     unit = {
         "training.warmup_ratio": config.training.warmup_ratio,
+        "training.label_smoothing": config.training.label_smoothing,
         "model.lora.dropout": config.model.lora.dropout,
         "model.attention_dropout": config.model.attention_dropout,
     }
     for key, value in unit.items():
         if value is not None and not 0.0 <= value < 1.0:
             raise ConfigError(f"{key}: must be in [0, 1), got {value}")
-    if not 0.0 <= config.training.label_smoothing < 1.0:
-        raise ConfigError(f"training.label_smoothing: must be in [0, 1), got {config.training.label_smoothing}")
-    if config.training.max_grad_norm < 0:
-        raise ConfigError(f"training.max_grad_norm: must be >= 0, got {config.training.max_grad_norm}")
     schedulers = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
                   "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay")  # fmt: skip
     if config.training.lr_scheduler_type not in schedulers:
