@@ -113,6 +113,20 @@ def worker(system: str, workload: str, model_dir: str, out: str) -> None:
     Path(out + ".json").write_text(json.dumps({"seconds": seconds, "rows": len(pairs), "peak_rss_mb": peak_rss_mb()}))
 
 
+def machine_facts() -> dict:
+    """The CPU the numbers were measured on: int8 and fp32 speed depend on its vector units
+    (AVX2 only vs. AVX-512 / VNNI / AMX), so tables from different machines do not compare."""
+    facts = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return facts
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), None)
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16")
+    return facts | {"cpu_model": model, "simd": [flag for flag in wanted if flag in flags]}
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that over
     from the parent across fork+exec, so every child would report the parent's peak."""
@@ -137,7 +151,7 @@ def throughput(systems: list[str], workloads: list[str]) -> dict:
     for backend in ("onnx", "onnx-int8"):  # build the cached exports outside the timed runs
         if f"stance-{backend}" in systems:
             StanceClassifier.from_pretrained(model_dir, device="cpu", backend=backend)
-    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "runs": []}
+    results = {"machine": machine_facts(), "runs": []}
     with tempfile.TemporaryDirectory() as scratch:
         for workload in workloads:
             _, _, gold = load_rows(workload)
@@ -271,8 +285,8 @@ def whole_process(systems: list[str], sizes: list[int], articles: int, repeats: 
     stance = str(Path(sys.executable).with_name("stance"))
     for quantize in (False, True):  # exports are built once, before timing (as `stance export` does)
         subprocess.run([stance, "export", "--model", str(model_dir)] + (["--int8"] if quantize else []), check=True)
-    env_note = {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
-    results: dict = {"mode": "whole process", "model": str(model_dir), "max_length": max_length, "runs": []} | env_note
+    results: dict = {"mode": "whole process", "model": str(model_dir), "max_length": max_length, "runs": []}
+    results["machine"] = machine_facts()
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         for workload, source in whole_process_inputs(scratch, sizes, articles).items():
