@@ -4,7 +4,8 @@
 Reads quality.json (the default model and the baselines) and, when present,
 quality_previous_default.json (the previous default, run with --model
 benchmarks/reference/default-v1 --no-reference) and quality_stage1.json (the default's stage 1
-alone, run with --model runs/default --no-reference), and prints one table of macro-F1 per data
+alone, run with --model runs/default --no-reference) and quality_stage2_first.json (the first
+two-stage default, 2,400 statement pairs in stage 2), and prints one table of macro-F1 per data
 set and split, one of per-class F1 for the default, and the statement set by kind.
 """
 
@@ -15,9 +16,12 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SYSTEMS = ("model", "stage 1", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority")
+SYSTEMS = (
+    "model", "first stage 2", "stage 1", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority",
+)  # fmt: skip
 TITLES = {
     "model": "default (this recipe)",
+    "first stage 2": "first two-stage (2,400 pairs)",
     "stage 1": "stage 1 only",
     "previous default": "previous default",
     "tfidf_lr": "TF-IDF + LR",
@@ -28,7 +32,11 @@ TITLES = {
 
 def load() -> list[dict]:
     rows = json.loads((RESULTS / "quality.json").read_text())["rows"]
-    for file, system in (("quality_previous_default.json", "previous default"), ("quality_stage1.json", "stage 1")):
+    for file, system in (
+        ("quality_previous_default.json", "previous default"),
+        ("quality_stage1.json", "stage 1"),
+        ("quality_stage2_first.json", "first stage 2"),
+    ):
         path = RESULTS / file
         if path.exists():
             rows += [
@@ -62,7 +70,7 @@ def main() -> int:
         matrix = " ".join(f"`{line}`" for line in row["confusion_matrix"])
         print(f"| {dataset} | {split} | {f1['support']:.3f} | {f1['contradict']:.3f} | {f1['neutral']:.3f} | "
               f"{row['accuracy']:.3f} | {matrix} |")  # fmt: skip
-    for system in ("model", "previous default"):
+    for system in ("model", "first stage 2", "previous default"):
         row = table.get(("statements", "dev", system))
         if row and "per_kind" in row:
             print(f"\nStatement set by kind, accuracy ({TITLES[system]}):\n")

@@ -48,9 +48,25 @@ def test_training_keeps_and_names_an_nli_head(tmp_path, data_dir):
             "training.calibrate=false",
         ],
     )
-    from stance.training.trainer import train
+    from stance.training import trainer
 
-    after = StanceClassifier.from_pretrained(train(config), device="cpu")
+    evaluations = []
+    real_evaluate = trainer.StanceTrainer.evaluate
+
+    def counted(self, eval_dataset=None, *args, **kwargs):
+        if eval_dataset is None:  # a pass over all dev sets (each set is a nested call)
+            evaluations.append(self.state.global_step)
+        return real_evaluate(self, eval_dataset, *args, **kwargs)
+
+    trainer.StanceTrainer.evaluate = counted
+    try:
+        after = StanceClassifier.from_pretrained(trainer.train(config), device="cpu")
+    finally:
+        trainer.StanceTrainer.evaluate = real_evaluate
+    # The best checkpoint's dev metrics come from the log: no second pass over the dev sets.
+    assert evaluations == [1]
+    dev = json.loads((tmp_path / "out" / "stance.json").read_text())["metrics"]["dev"]
+    assert dev["mean_macro_f1"] == dev["sick_macro_f1"] and 0 <= dev["mean_macro_f1"] <= 1
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
     assert saved["id2label"] == {"0": "contradict", "1": "support", "2": "neutral"}
     # A near-zero learning rate: the trained head must still give the checkpoint's answers.
@@ -110,6 +126,38 @@ def test_evidence_mode_training_tests_and_checkpoint_cleanup(tmp_path, data_dir,
     printed = capsys.readouterr()
     assert re.search(r"^step 1/2  epoch [0-9.]+  loss [0-9.]+", printed.out, re.M), printed.out
     assert "'loss': '" not in printed.out + printed.err and "FutureWarning" not in printed.err
+
+
+@pytest.mark.slow
+def test_early_stopping_watches_the_mean_over_dev_sets(tmp_path, data_dir, tiny_model_dir, caplog):
+    """With two dev sets and no improvement (learning rate ~0), patience 1 stops at the second
+    evaluation. Before, transformers' callback looked for the mean before it existed, warned
+    and never stopped."""
+    config = load_config(
+        REPO / "configs" / "sick.yaml",
+        [
+            f"model.base={tiny_model_dir}",
+            f"data.train.0.path={data_dir / 'sick' / 'train.jsonl'}",
+            "data.train.0.max_rows=64",
+            f"data.dev=[{{path: {data_dir / 'sick' / 'dev.jsonl'}, name: a, max_rows: 16}}, "
+            f"{{path: {data_dir / 'mnli_taxinli' / 'dev.jsonl'}, name: b, max_rows: 16}}]",
+            "training.max_steps=6",
+            "training.batch_size=8",
+            "training.eval_strategy=steps",
+            "training.eval_steps=1",
+            "training.early_stopping_patience=1",
+            "training.learning_rate=1e-12",
+            "model.max_length=32",
+            f"training.output_dir={tmp_path / 'out'}",
+            "training.calibrate=false",
+        ],
+    )
+    from stance.training import trainer
+
+    output = trainer.train(config)
+    state = json.loads(sorted((output / "checkpoints").glob("checkpoint-*/trainer_state.json"))[-1].read_text())
+    assert state["global_step"] == 2, state["global_step"]
+    assert "did not find" not in caplog.text
 
 
 def test_log_records_read_as_numbers():
