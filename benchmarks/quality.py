@@ -3,7 +3,8 @@ hypothesis-only TF-IDF + LR, and the majority class.
 
 On every data set's dev and test split in ../shared/data (FNC-1, ARC, counterfactual SNLI
 and negation NLI: dev only; their test sets are hidden holdouts) and on our hand-written
-statement set (benchmarks/data/statements_dev.jsonl, with accuracy per kind). Baselines
+statement sets (benchmarks/data/statements_dev.jsonl and statements_test.jsonl, with accuracy per
+kind; the test set was written after every choice and never steered one). Baselines
 train on the data set's own train split; for the statement set, on the hand-written
 statement training pairs (data/statements_train/). Two-class sets (perspectrum, ibm_claim_stance) are
 scored on support vs. contradict: the model's argmax over those two classes, as the data
@@ -34,12 +35,12 @@ from stance.training.data import PairData, load_dataset_file
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STANCE_DATA_DIR", REPO.parent / "shared" / "data"))
-STATEMENTS = REPO / "benchmarks" / "data" / "statements_dev.jsonl"
+STATEMENTS = REPO / "benchmarks" / "data" / "statements_{split}.jsonl"  # dev: choices; test: never
 # The embedded default before the general-NLI recipe (LoRA on the stance sets only), kept
 # as a named reference so every table shows what changed.
 REFERENCE = REPO / "benchmarks" / "reference" / "default-v1"
 SPLITS = {
-    "statements": ("dev",),
+    "statements": ("dev", "test"),
     "mnli_taxinli": ("dev", "test"),
     "snli_counterfactual": ("dev",),
     "negation_nli": ("dev",),
@@ -56,7 +57,7 @@ TWO_CLASS = {"perspectrum", "ibm_claim_stance"}
 
 def split_path(name: str, split: str) -> Path:
     """Where a data set's split lives (the statement set is ours, in benchmarks/data)."""
-    return STATEMENTS if name == "statements" else DATA / name / f"{split}.jsonl"
+    return Path(str(STATEMENTS).format(split=split)) if name == "statements" else DATA / name / f"{split}.jsonl"
 
 
 def train_data(name: str):

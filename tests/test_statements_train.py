@@ -40,6 +40,7 @@ def test_no_training_pair_is_close_to_an_evaluation_pair():
     train = [pair for path in sorted((REPO / "data" / "statements_train").glob("part*.jsonl")) for pair in _pairs(path)]
     assert len(train) >= 5900
     judged = _pairs(REPO / "benchmarks" / "data" / "statements_dev.jsonl")
+    judged += _pairs(REPO / "benchmarks" / "data" / "statements_test.jsonl")
     judged += _pairs(REPO / "examples" / "statement_pairs.jsonl") + BUG_REPORT_PAIRS
     judged_words = [(_words(p), _words(h), p, h) for p, h in judged]
     close = []
