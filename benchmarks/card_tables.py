@@ -4,8 +4,8 @@
 Reads quality.json (the default model and the baselines) and, when present,
 quality_previous_default.json (the previous default, run with --model
 benchmarks/reference/default-v1 --no-reference) and quality_stage1.json (the default's stage 1
-alone, run with --model runs/default --no-reference) and quality_stage2_first.json (the first
-two-stage default, 2,400 statement pairs in stage 2), and prints one table of macro-F1 per data
+alone, run with --model runs/default --no-reference) and quality_stage2_6k.json (the stage-2
+experiment on all 5,973 statement pairs, configs/default-stage2-6k.yaml, not shipped), and prints one table of macro-F1 per data
 set and split, one of per-class F1 for the default, and the statement set by kind.
 """
 
@@ -17,11 +17,11 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SYSTEMS = (
-    "model", "first stage 2", "stage 1", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority",
+    "model", "6k pairs", "stage 1", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority",
 )  # fmt: skip
 TITLES = {
     "model": "default (this recipe)",
-    "first stage 2": "first two-stage (2,400 pairs)",
+    "6k pairs": "stage 2 on 5,973 pairs (not shipped)",
     "stage 1": "stage 1 only",
     "previous default": "previous default",
     "tfidf_lr": "TF-IDF + LR",
@@ -35,7 +35,7 @@ def load() -> list[dict]:
     for file, system in (
         ("quality_previous_default.json", "previous default"),
         ("quality_stage1.json", "stage 1"),
-        ("quality_stage2_first.json", "first stage 2"),
+        ("quality_stage2_6k.json", "6k pairs"),
     ):
         path = RESULTS / file
         if path.exists():
@@ -70,13 +70,18 @@ def main() -> int:
         matrix = " ".join(f"`{line}`" for line in row["confusion_matrix"])
         print(f"| {dataset} | {split} | {f1['support']:.3f} | {f1['contradict']:.3f} | {f1['neutral']:.3f} | "
               f"{row['accuracy']:.3f} | {matrix} |")  # fmt: skip
-    for system in ("model", "first stage 2", "previous default"):
-        row = table.get(("statements", "dev", system))
-        if row and "per_kind" in row:
-            print(f"\nStatement set by kind, accuracy ({TITLES[system]}):\n")
-            print("| kind | accuracy | n |\n|---|---:|---:|")
-            for kind, value in row["per_kind"].items():
-                print(f"| {kind} | {value['accuracy']:.3f} | {value['n']} |")
+    columns = [(split, system) for split in ("dev", "test") for system in ("model", "6k pairs", "previous default")]
+    columns = [c for c in columns if "per_kind" in table.get(("statements", *c), {})]
+    if columns:
+        print("\nStatement sets by kind, accuracy (n: dev / test):\n")
+        print("| kind | n | " + " | ".join(f"{split}: {TITLES[system]}" for split, system in columns) + " |")
+        print("|---|---:|" + "---:|" * len(columns))
+        kinds = table[("statements", *columns[0])]["per_kind"]
+        for kind in kinds:
+            counts = [table[("statements", split, "model")]["per_kind"].get(kind, {}).get("n", 0)
+                      for split in ("dev", "test") if ("statements", split, "model") in table]  # fmt: skip
+            cells = [f"{table[('statements', *c)]['per_kind'][kind]['accuracy']:.3f}" for c in columns]
+            print(f"| {kind} | {' / '.join(map(str, counts))} | " + " | ".join(cells) + " |")
     return 0
 
 
