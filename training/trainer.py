@@ -285,7 +285,8 @@ def final_dev_metrics(trainer: Trainer) -> dict[str, float]:
     if step is not None:
         for entry in trainer.state.log_history:
             if entry.get("step") == step:
-                logged |= {key: value for key, value in entry.items() if key.startswith("eval_")}
+                # "epoch": where the best checkpoint was taken (a final evaluate() said the run's end).
+                logged |= {key: value for key, value in entry.items() if key.startswith("eval_") or key == "epoch"}
     if f"eval_{trainer.args.metric_for_best_model}" in logged:
         return logged
     return trainer.evaluate()
