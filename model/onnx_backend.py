@@ -201,6 +201,10 @@ class OnnxRunner:
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Memory patterns plan buffers for one input shape; every batch here has its own length,
+        # so they only add peak memory: 1,000 FNC-1 articles at 128 tokens, peak RSS 564 -> 503 MB,
+        # same speed (also the same on 2,000 short pairs).
+        options.enable_mem_pattern = False
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
