@@ -35,7 +35,7 @@ from stance.training.data import PairData, load_dataset_file
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STANCE_DATA_DIR", REPO.parent / "shared" / "data"))
-STATEMENTS = REPO / "benchmarks" / "data" / "statements_{split}.jsonl"  # dev: choices; test: never
+STATEMENTS = REPO / "benchmarks" / "data"  # statements_dev.jsonl (choices), statements_test.jsonl (never)
 # The embedded default before the general-NLI recipe (LoRA on the stance sets only), kept
 # as a named reference so every table shows what changed.
 REFERENCE = REPO / "benchmarks" / "reference" / "default-v1"
@@ -57,7 +57,7 @@ TWO_CLASS = {"perspectrum", "ibm_claim_stance"}
 
 def split_path(name: str, split: str) -> Path:
     """Where a data set's split lives (the statement set is ours, in benchmarks/data)."""
-    return Path(str(STATEMENTS).format(split=split)) if name == "statements" else DATA / name / f"{split}.jsonl"
+    return STATEMENTS / f"statements_{split}.jsonl" if name == "statements" else DATA / name / f"{split}.jsonl"
 
 
 def train_data(name: str):

@@ -273,6 +273,11 @@ def train(config: StanceConfig, prepared: PreparedData | None = None) -> Path:
     return output
 
 
+def _logged_name(metric: str) -> str:
+    """The key under which Trainer logs ``metric_for_best_model`` (it adds ``eval_`` when absent)."""
+    return metric if metric.startswith("eval_") else f"eval_{metric}"
+
+
 def final_dev_metrics(trainer: Trainer) -> dict[str, float]:
     """Dev metrics of the model training ended with.
 
@@ -287,7 +292,7 @@ def final_dev_metrics(trainer: Trainer) -> dict[str, float]:
             if entry.get("step") == step:
                 # "epoch": where the best checkpoint was taken (a final evaluate() said the run's end).
                 logged |= {key: value for key, value in entry.items() if key.startswith("eval_") or key == "epoch"}
-    if f"eval_{trainer.args.metric_for_best_model}" in logged:
+    if _logged_name(trainer.args.metric_for_best_model) in logged:
         return logged
     return trainer.evaluate()
 
@@ -356,8 +361,7 @@ class MeanEarlyStopping(EarlyStoppingCallback):
 
     def on_evaluate(self, args, state, control, metrics, **kwargs):
         """Count an evaluation without improvement; stop training after ``patience`` of them."""
-        metric = args.metric_for_best_model
-        if (metric if metric.startswith("eval_") else f"eval_{metric}") not in metrics:
+        if _logged_name(args.metric_for_best_model) not in metrics:
             return
         super().on_evaluate(args, state, control, metrics, **kwargs)
 

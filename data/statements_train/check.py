@@ -25,8 +25,13 @@ NEGATION = re.compile(r"\b(not|no|never|none|nobody|neither|nor|without)\b|n't\b
 
 
 def words(text: str) -> set[str]:
-    """Lower-cased word set (the same tokenisation as tests/test_statements_train.py)."""
+    """Lower-cased word set (tests/test_statements_train.py measures closeness with it too)."""
     return set(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def jaccard(first: set[str], second: set[str]) -> float:
+    """Jaccard overlap of two word sets (from :func:`words`)."""
+    return len(first & second) / max(1, len(first | second))
 
 
 def check(path: Path) -> list[str]:
@@ -76,7 +81,7 @@ def cues(path: Path) -> str:
     for label in sorted(LABELS):
         mine = [r for r in rows if r["label"] == label]
         negated = sum(bool(NEGATION.search(r["hypothesis"])) for r in mine)
-        overlap = [len(words(r["premise"]) & words(r["hypothesis"])) / max(1, len(words(r["premise"]) | words(r["hypothesis"]))) for r in mine]  # fmt: skip
+        overlap = [jaccard(words(r["premise"]), words(r["hypothesis"])) for r in mine]
         mean = sum(overlap) / max(1, len(overlap))
         lines.append(f"{label:>10}: {len(mine)} rows, hypothesis has a negation {negated}, mean Jaccard {mean:.2f}")
     return "\n".join(lines)
