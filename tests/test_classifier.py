@@ -250,6 +250,35 @@ def test_evidence_mode_keeps_the_relevant_sentences_in_document_order(tiny_class
     np.testing.assert_allclose(result.probabilities[1:], short)  # a premise that fits is used whole
 
 
+def test_embedding_ranker_embeds_each_distinct_text_once_with_the_same_scores(tiny_model_dir):
+    """Rows that share an article (FNC-1: 182 bodies for 5,355 rows) reuse its sentence vectors;
+    scores equal embedding every row on its own, and length-sorted batches come back in order."""
+    import torch
+
+    from stance.model.evidence import EmbeddingRanker
+
+    ranker = EmbeddingRanker(str(tiny_model_dir), batch_size=2)
+    body = ["a man rides a bike in the park today.", "it rained.", "the dog sleeps near the big red door."]
+    other = ["a cat.", "the house is on a hill far away from the town."]
+    sentence_lists, queries = [body, other, body, body], ["a man rides", "a cat", "a dog", "a man rides"]
+    embedded: list[list[str]] = []
+    original_embed = ranker.embed
+
+    def counting_embed(texts):
+        embedded.append(list(texts))
+        return original_embed(texts)
+
+    ranker.embed = counting_embed
+    scores = ranker.scores_many(sentence_lists, queries)
+    assert len(embedded) == 1 and sorted(embedded[0]) == sorted({*body, *other, *queries})
+    for row, (sentences, query) in enumerate(zip(sentence_lists, queries, strict=True)):
+        alone = original_embed([*sentences, query])
+        expected = (alone[:-1] @ alone[-1]).tolist()
+        np.testing.assert_allclose(scores[row], expected, atol=1e-5)
+    vectors = original_embed(["a much longer sentence than the others here.", "short.", "mid length one."])
+    assert torch.allclose(vectors[1], original_embed(["short."])[0], atol=1e-5)
+
+
 def test_evidence_spans_column_in_score_output(tmp_path, tiny_classifier):
     import json
 
