@@ -41,6 +41,7 @@ STATEMENTS = REPO / "benchmarks" / "data"  # statements_dev.jsonl (choices), sta
 REFERENCE = REPO / "benchmarks" / "reference" / "default-v1"
 SPLITS = {
     "statements": ("dev", "test"),
+    "statements_parties": ("dev",),
     "mnli_taxinli": ("dev", "test"),
     "snli_counterfactual": ("dev",),
     "negation_nli": ("dev",),
@@ -53,18 +54,21 @@ SPLITS = {
     "ibm_claim_stance": ("dev", "test"),
 }
 TWO_CLASS = {"perspectrum", "ibm_claim_stance"}
+# Ours, in benchmarks/data: the statement sets, and two parties' statements side by side
+# (statements_parties_dev.jsonl, written for the case of the Kremlin/Zelenskyy example).
+OURS = {"statements", "statements_parties"}
 
 
 def split_path(name: str, split: str) -> Path:
-    """Where a data set's split lives (the statement set is ours, in benchmarks/data)."""
-    return STATEMENTS / f"statements_{split}.jsonl" if name == "statements" else DATA / name / f"{split}.jsonl"
+    """Where a data set's split lives (the statement sets are ours, in benchmarks/data)."""
+    return STATEMENTS / f"{name}_{split}.jsonl" if name in OURS else DATA / name / f"{split}.jsonl"
 
 
 def train_data(name: str):
     """What the baselines train on: the data set's train split; for the statement set, the
     hand-written statement training pairs (data/statements_train/, the in-domain data the
     default's stage 2 trains on), so the baselines see the same in-domain data as the model."""
-    if name != "statements":
+    if name not in OURS:
         return load_dataset_file(DatasetConfig(path=str(DATA / name / "train.jsonl"), name=name))
     data = PairData()
     for path in sorted((REPO / "data" / "statements_train").glob("part*.jsonl")):
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                     row["seconds"] = round(time.perf_counter() - started, 1)
                     if two_class:
                         row["neutral_rate_before_2way_argmax"] = round(neutral_rate, 4)
-                    if name == "statements":
+                    if name in OURS:
                         row["per_kind"] = per_kind_accuracy(path, predicted, data.labels)
                     results["rows"].append(row)
             for system, baseline in baselines.items():

@@ -5,8 +5,9 @@ scores); ``evidence`` with the ``lexical`` (BM25) and the ``embedding`` (MiniLM)
 Reports 3-class macro-F1, per-class F1 (contradict F1 is what long articles make hard),
 the FNC-1 weighted score (FNC-1 only), and seconds per 1,000 pairs (selection included).
 
-    python benchmarks/windows.py [--model DIR] [--rows N] [--datasets fnc1 arc]
-Prints a table and writes benchmarks/results/windows.json.
+    python benchmarks/windows.py [--model DIR] [--rows N] [--datasets fnc1 arc] [--rankers ...]
+        [--aggregations ...] [--output FILE]
+Prints a table and writes benchmarks/results/windows.json (or --output).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from stance.eval.metrics import classification_metrics, fnc1_score
 from stance.model import StanceClassifier
+from stance.model.evidence import RANKERS
 from stance.model.windows import AGGREGATIONS, combine_windows, score_windows
 from stance.training.config import DatasetConfig
 from stance.training.data import load_dataset_file
@@ -30,8 +32,11 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STANCE_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
-def evaluate(classifier: StanceClassifier, name: str, rows: int | None, aggregations: list[str]) -> list[dict]:
-    """Every mode on one data set's dev split (a seeded sample of ``rows`` when given)."""
+def evaluate(
+    classifier: StanceClassifier, name: str, rows: int | None, aggregations: list[str], rankers: list[str]
+) -> list[dict]:
+    """Every mode on one data set's dev split (a seeded sample of ``rows`` when given): truncate,
+    evidence with each of ``rankers``, and windows combined by each of ``aggregations``."""
     data = load_dataset_file(DatasetConfig(path=str(DATA / name / "dev.jsonl"), name=name, max_rows=rows))
     y_true = np.asarray(data.labels)
     results = []
@@ -57,7 +62,7 @@ def evaluate(classifier: StanceClassifier, name: str, rows: int | None, aggregat
     plain = classifier.predict(data.premises, data.hypotheses, long_text="truncate", progress=True)
     record(f"truncate ({classifier.max_length} tokens)", plain.probabilities, time.perf_counter() - started,
            {"truncated_rows": int(plain.truncated.sum())})  # fmt: skip
-    for ranker in ("lexical", "embedding"):
+    for ranker in rankers:
         classifier.metadata.evidence_ranker = ranker
         started = time.perf_counter()
         chosen = classifier.predict(data.premises, data.hypotheses, long_text="evidence", progress=True)
@@ -83,17 +88,21 @@ def main() -> int:
     )
     parser.add_argument("--datasets", nargs="*", default=["fnc1", "arc"], choices=["fnc1", "arc"])
     parser.add_argument("--aggregations", nargs="*", default=list(AGGREGATIONS), choices=list(AGGREGATIONS))
+    parser.add_argument("--rankers", nargs="*", default=list(RANKERS), choices=list(RANKERS))
     parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "windows.json"))
     args = parser.parse_args()
     classifier = StanceClassifier.from_pretrained(args.model, max_length=args.max_length, device="cpu")
-    runs = [row for name in args.datasets for row in evaluate(classifier, name, args.rows, args.aggregations)]
+    runs = [
+        row for name in args.datasets for row in evaluate(classifier, name, args.rows, args.aggregations, args.rankers)
+    ]
     result = {
         "model": args.model or "default",
         "max_length": classifier.max_length,
         "command": "python benchmarks/windows.py " + " ".join(sys.argv[1:]),
         "runs": runs,
     }
-    output = REPO / "benchmarks" / "results" / "windows.json"
+    output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"max_length {classifier.max_length}")

@@ -7,20 +7,6 @@ import json
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# The pairs of the bug report that motivated the dev set: a held-out check, never trained on.
-BUG_REPORT_PAIRS = [
-    (
-        "Officials said nobody was injured when the bridge collapsed.",
-        "There were no casualties in the bridge collapse.",
-    ),
-    ("The central bank kept interest rates unchanged on Thursday.", "The central bank did not change rates this week."),
-    ("The airline said the flight landed safely in Warsaw.", "The plane crashed on approach to Warsaw."),
-    ("The health ministry reported 120 new cases on Monday.", "Fewer than 50 new cases were reported on Monday."),
-    (
-        "The union said the strike was called off after the company raised its offer.",
-        "Workers walked out as planned after talks with the company collapsed.",
-    ),
-]
 
 
 def _pairs(path: Path) -> list[tuple[str, str]]:
@@ -42,7 +28,9 @@ def test_no_training_pair_is_close_to_an_evaluation_pair():
     assert len(train) >= 5900
     judged = _pairs(REPO / "benchmarks" / "data" / "statements_dev.jsonl")
     judged += _pairs(REPO / "benchmarks" / "data" / "statements_test.jsonl")
-    judged += _pairs(REPO / "examples" / "statement_pairs.jsonl") + BUG_REPORT_PAIRS
+    judged += _pairs(REPO / "benchmarks" / "data" / "statements_parties_dev.jsonl")
+    # The examples and the pairs of the bug report that motivated the dev set: held-out checks.
+    judged += _pairs(REPO / "examples" / "statement_pairs.jsonl") + _pairs(REPO / "examples" / "bug_report_pairs.jsonl")
     judged_words = [(words(p), words(h), p, h) for p, h in judged]
     close = []
     for premise, hypothesis in train:
@@ -57,7 +45,7 @@ def test_every_part_passes_the_writers_check():
     """Keys, labels, kinds, unique ids and pairs, one label of each kind per premise triplet."""
     checker = _writers_check()
     parts = sorted((REPO / "data" / "statements_train").glob("part*.jsonl"))
-    assert len(parts) == 16
+    assert len(parts) == 20
     for path in parts:
         assert checker.check(path) == [], path.name
 
