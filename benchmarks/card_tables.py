@@ -5,7 +5,8 @@ Reads quality.json (the default model and the baselines) and, when present,
 quality_previous_default.json (the previous default, run with --model
 benchmarks/reference/default-v1 --no-reference) and quality_stage1.json (the default's stage 1
 alone, run with --model runs/default --no-reference) and quality_stage2_6k.json (the stage-2
-experiment on all 5,973 statement pairs, configs/default-stage2-6k.yaml, not shipped), and prints one table of macro-F1 per data
+experiment on all 5,973 statement pairs, configs/default-stage2-6k.yaml, not shipped) and
+quality_stage2_2400.json (configs/default-stage2.yaml, the default until 2026-11-26), and prints one table of macro-F1 per data
 set and split, one of per-class F1 for the default, and the statement set by kind.
 """
 
@@ -17,10 +18,11 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SYSTEMS = (
-    "model", "6k pairs", "stage 1", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority",
+    "model", "2.4k pairs", "6k pairs", "stage 1", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority",
 )  # fmt: skip
 TITLES = {
     "model": "default (this recipe)",
+    "2.4k pairs": "stage 2 on 2,400 pairs (default until 2026-11-26)",
     "6k pairs": "stage 2 on 5,973 pairs (not shipped)",
     "stage 1": "stage 1 only",
     "previous default": "previous default",
@@ -36,6 +38,7 @@ def load() -> list[dict]:
         ("quality_previous_default.json", "previous default"),
         ("quality_stage1.json", "stage 1"),
         ("quality_stage2_6k.json", "6k pairs"),
+        ("quality_stage2_2400.json", "2.4k pairs"),
     ):
         path = RESULTS / file
         if path.exists():
@@ -70,7 +73,7 @@ def main() -> int:
         matrix = " ".join(f"`{line}`" for line in row["confusion_matrix"])
         print(f"| {dataset} | {split} | {f1['support']:.3f} | {f1['contradict']:.3f} | {f1['neutral']:.3f} | "
               f"{row['accuracy']:.3f} | {matrix} |")  # fmt: skip
-    columns = [(split, system) for split in ("dev", "test") for system in ("model", "6k pairs", "previous default")]
+    columns = [(split, system) for split in ("dev", "test") for system in ("model", "2.4k pairs", "previous default")]
     columns = [c for c in columns if "per_kind" in table.get(("statements", *c), {})]
     if columns:
         print("\nStatement sets by kind, accuracy (n: dev / test):\n")

@@ -175,3 +175,48 @@ def test_log_records_read_as_numbers():
         format_log(evaluation, 400, 2072)
         == "eval at step 400/2072: mean dev macro-F1 0.6321  statements 0.4400  sick 0.8651"
     )
+
+
+def test_finalize_checkpoint_saves_a_chosen_checkpoint_as_a_run_saves_its_best(tmp_path, data_dir, tiny_model_dir):
+    """The default ships a checkpoint other than the one its run kept: it must come out as a
+    complete model (the run's recipe, that checkpoint's logged dev metrics, a temperature)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from stance.model.errors import ConfigError
+    from stance.model.metadata import StanceMetadata
+    from stance.training import trainer
+    from stance.training.finalize_checkpoint import finalize_checkpoint
+
+    config = load_config(
+        REPO / "configs" / "sick.yaml",
+        [
+            f"model.base={tiny_model_dir}",
+            f"data.train.0.path={data_dir / 'sick' / 'train.jsonl'}",
+            "data.train.0.max_rows=64",
+            f"data.dev=[{{path: {data_dir / 'sick' / 'dev.jsonl'}, name: a, max_rows: 32}}]",
+            "training.max_steps=4",
+            "training.batch_size=8",
+            "training.eval_strategy=steps",
+            "training.eval_steps=2",
+            "model.max_length=32",
+            f"training.output_dir={tmp_path / 'out'}",
+        ],
+    )
+    output = trainer.train(config)
+    first = output / "checkpoints" / "checkpoint-2"
+    state = json.loads((first / "trainer_state.json").read_text())
+    logged = next(e for e in state["log_history"] if e.get("step") == 2 and "eval_a_macro_f1" in e)
+    final = finalize_checkpoint(first, output, config, tmp_path / "final")
+    metadata = StanceMetadata.load(final)
+    assert metadata.metrics["checkpoint_step"] == 2
+    assert metadata.metrics["dev"]["a_macro_f1"] == logged["eval_a_macro_f1"]
+    assert metadata.training == StanceMetadata.load(output).training
+    assert metadata.data_fingerprints == StanceMetadata.load(output).data_fingerprints
+    assert "calibration" in metadata.metrics
+    saved, chosen = load_file(str(final / "model.safetensors")), load_file(str(first / "model.safetensors"))
+    name = next(k for k in chosen if k.endswith("classifier.weight"))
+    assert torch.equal(saved[name], chosen[name])
+    StanceClassifier.from_pretrained(final, device="cpu").predict([("a man", "a dog")])
+    with pytest.raises(ConfigError, match="trainer_state.json"):
+        finalize_checkpoint(tiny_model_dir, output, config, tmp_path / "nope")
