@@ -13,7 +13,6 @@ recipe's dev sets.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from pathlib import Path
@@ -29,26 +28,22 @@ def finalize_checkpoint(checkpoint: str | Path, run: str | Path, config, output:
     from stance.model.metadata import StanceMetadata
     from stance.training.config import load_config
     from stance.training.data import prepare_data
-    from stance.training.trainer import _calibrate
+    from stance.training.trainer import _calibrate, dev_metrics_record, logged_evaluation
 
-    checkpoint, run = Path(checkpoint), Path(run)
+    checkpoint = Path(checkpoint)
     state_file = checkpoint / "trainer_state.json"
     if not state_file.exists():
         raise ConfigError(f"{checkpoint}: no trainer_state.json; expected a checkpoint directory of a training run")
     state = json.loads(state_file.read_text(encoding="utf-8"))
     step = state["global_step"]
-    logged = {}
-    for entry in state["log_history"]:
-        if entry.get("step") == step:
-            logged |= {k: v for k, v in entry.items() if k.startswith("eval_") or k == "epoch"}
-    if not logged:
+    logged = logged_evaluation(state["log_history"], step)
+    if not any(key.startswith("eval_") for key in logged):
         raise ConfigError(f"{checkpoint}: the run's log has no evaluation at step {step}")
     config = load_config(config) if isinstance(config, str | Path) else config
-    run_metadata = StanceMetadata.load(run)
     classifier = StanceClassifier.from_pretrained(checkpoint, device="cpu")
-    metadata = copy.deepcopy(run_metadata)
+    metadata = StanceMetadata.load(run)  # the run's recipe, fingerprints and versions
     metadata.temperature = 1.0
-    metadata.metrics = {"dev": {k.removeprefix("eval_"): v for k, v in logged.items()}, "checkpoint_step": step}
+    metadata.metrics = {"dev": dev_metrics_record(logged), "checkpoint_step": step}
     classifier.metadata = metadata
     dev_sets = [data for data, _ in prepare_data(config).dev.values()]
     _calibrate(classifier, dev_sets, config.training.eval_batch_size)

@@ -286,15 +286,25 @@ def final_dev_metrics(trainer: Trainer) -> dict[str, float]:
     print the same numbers. Evaluates only when the log lacks them (no evaluation ran).
     """
     step = trainer.state.best_global_step
-    logged: dict[str, float] = {}
-    if step is not None:
-        for entry in trainer.state.log_history:
-            if entry.get("step") == step:
-                # "epoch": where the best checkpoint was taken (a final evaluate() said the run's end).
-                logged |= {key: value for key, value in entry.items() if key.startswith("eval_") or key == "epoch"}
+    logged = logged_evaluation(trainer.state.log_history, step) if step is not None else {}
     if _logged_name(trainer.args.metric_for_best_model) in logged:
         return logged
     return trainer.evaluate()
+
+
+def logged_evaluation(log_history: list[dict], step: int) -> dict[str, float]:
+    """The ``eval_*`` metrics Trainer logged at ``step``, with the epoch there (a final
+    ``evaluate()`` would say the run's end instead of where that checkpoint was taken)."""
+    logged: dict[str, float] = {}
+    for entry in log_history:
+        if entry.get("step") == step:
+            logged |= {key: value for key, value in entry.items() if key.startswith("eval_") or key == "epoch"}
+    return logged
+
+
+def dev_metrics_record(logged: dict[str, float]) -> dict[str, float]:
+    """Logged evaluation metrics as ``stance.json`` stores them under ``metrics.dev``."""
+    return {key.removeprefix("eval_"): value for key, value in logged.items()}
 
 
 def check_precision_hardware(config: StanceConfig) -> None:
@@ -408,7 +418,7 @@ def _save(model, tokenizer, config, source, train_prints, dev_sets, metrics, sec
         training=config.to_dict()
         | {"train_rows": sum(p["rows_used"] for p in train_prints.values()), "train_seconds": round(seconds, 1)},
         data_fingerprints={"train": train_prints, "dev": dev_prints},
-        metrics={"dev": {k.removeprefix("eval_"): v for k, v in metrics.items()}},
+        metrics={"dev": dev_metrics_record(metrics)},
         versions=library_versions(),
     )
     if config.model.lora.enabled:
