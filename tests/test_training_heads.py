@@ -220,3 +220,22 @@ def test_finalize_checkpoint_saves_a_chosen_checkpoint_as_a_run_saves_its_best(t
     StanceClassifier.from_pretrained(final, device="cpu").predict([("a man", "a dog")])
     with pytest.raises(ConfigError, match="trainer_state.json"):
         finalize_checkpoint(tiny_model_dir, output, config, tmp_path / "nope")
+
+
+def test_report_only_dev_sets_are_logged_but_not_averaged(monkeypatch):
+    """A dev set with ``in_mean: false`` keeps its own figures but does not choose the checkpoint."""
+    from transformers import Trainer
+
+    from stance.training.trainer import StanceTrainer
+
+    logged = {"eval_sick_macro_f1": 0.8, "eval_small_macro_f1": 0.2, "eval_fnc1_macro_f1": 0.6, "eval_sick_loss": 1.0}
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, *args, **kwargs: dict(logged))
+    stance_trainer = StanceTrainer.__new__(StanceTrainer)  # only evaluate() is under test
+    stance_trainer.report_only = frozenset({"small"})
+    stance_trainer.log = lambda values: None
+    stance_trainer.callback_handler = type("Handler", (), {"callbacks": []})()
+    results = stance_trainer.evaluate()
+    assert results["eval_mean_macro_f1"] == pytest.approx(0.7)
+    assert results["eval_small_macro_f1"] == 0.2
+    stance_trainer.report_only = frozenset()
+    assert stance_trainer.evaluate()["eval_mean_macro_f1"] == pytest.approx(1.6 / 3)

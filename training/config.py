@@ -50,6 +50,9 @@ class DatasetConfig:
             ``reverse_contradict`` adds each contradict pair with premise and hypothesis
             swapped (contradiction is symmetric; support and neutral are not, so they are
             never reversed).
+        in_mean: dev sets only: whether this set's macro-F1 counts in the mean that picks the
+            best checkpoint. False logs the set at every evaluation without letting it choose
+            (a small set whose noise would otherwise decide, e.g. 64 pairs).
     """
 
     path: str
@@ -65,6 +68,7 @@ class DatasetConfig:
     filter: dict[str, Any] | None = None
     source_column: str | None = None
     augment: tuple[str, ...] = ()
+    in_mean: bool = True
 
     @property
     def display_name(self) -> str:
@@ -416,6 +420,11 @@ def validate_config(config: StanceConfig) -> None:
             for label, cap in (dataset.label_caps or {}).items():
                 if cap < 0:
                     raise ConfigError(f"{where}.label_caps.{label}: must be >= 0, got {cap}")
+    for index, dataset in enumerate(config.data.train):
+        if not dataset.in_mean:
+            raise ConfigError(f"data.train[{index}].in_mean: only dev sets are averaged; remove it here")
+    if config.data.dev and not any(dataset.in_mean for dataset in config.data.dev):
+        raise ConfigError("data.dev: every set has in_mean: false; at least one must count in the mean")
     if config.model.long_text not in ("truncate", "window", "evidence"):
         raise ConfigError(
             f"model.long_text: expected 'truncate', 'window' or 'evidence', got {config.model.long_text!r}"

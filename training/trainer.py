@@ -252,6 +252,7 @@ def train(config: StanceConfig, prepared: PreparedData | None = None) -> Path:
         compute_loss_func=loss_fn,
         compute_metrics=_metrics_in_canonical_order(head_order),
         callbacks=callbacks,
+        report_only={dataset.display_name for dataset in config.data.dev if not dataset.in_mean},
     )
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(_ReadableProgress())
@@ -377,12 +378,24 @@ class MeanEarlyStopping(EarlyStoppingCallback):
 
 
 class StanceTrainer(Trainer):
-    """Trainer that also reports the mean macro-F1 over several dev sets (used to pick the best)."""
+    """Trainer that also reports the mean macro-F1 over several dev sets (used to pick the best).
+
+    ``report_only`` names dev sets that are evaluated and logged but left out of that mean.
+    """
+
+    def __init__(self, *args, report_only: set[str] | frozenset[str] = frozenset(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.report_only = frozenset(report_only)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         """Evaluate as Trainer does, adding ``<prefix>_mean_macro_f1`` when there are several dev sets."""
         results = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        scores = [value for key, value in results.items() if key.endswith("_macro_f1") and "mean" not in key]
+        excluded = {f"{metric_key_prefix}_{name}_macro_f1" for name in self.report_only}
+        scores = [
+            value
+            for key, value in results.items()
+            if key.endswith("_macro_f1") and "mean" not in key and key not in excluded
+        ]
         if eval_dataset is None and scores:
             results[f"{metric_key_prefix}_mean_macro_f1"] = float(np.mean(scores))
             self.log({f"{metric_key_prefix}_mean_macro_f1": results[f"{metric_key_prefix}_mean_macro_f1"]})
