@@ -4,7 +4,9 @@ Scores ``examples/statement_pairs.jsonl`` (the motivating Kremlin/Zelenskyy pair
 and ``examples/bug_report_pairs.jsonl`` (the five pairs of issue 10, held out: never trained
 on, not in the dev set) one way round, as ``make demo`` does, and with ``--symmetric``
 (both orders averaged). Ten and five pairs decide nothing statistically; they are what a
-user sees, so every candidate model is checked on them before it ships.
+user sees, so every candidate model is checked on them before it ships. The labelled statement
+sets (dev, two-party dev, test) are scored both ways too: their macro-F1 says whether
+``--symmetric`` helps beyond these few pairs.
 
     python benchmarks/spot_checks.py [--model DIR ...]
 Prints a table per model and writes benchmarks/results/spot_checks.json.
@@ -21,6 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 FILES = {
     "examples": REPO / "examples" / "statement_pairs.jsonl",
     "bug_report": REPO / "examples" / "bug_report_pairs.jsonl",
+}
+LABELLED = {
+    "statements dev": REPO / "benchmarks" / "data" / "statements_dev.jsonl",
+    "statements_parties dev": REPO / "benchmarks" / "data" / "statements_parties_dev.jsonl",
+    "statements test": REPO / "benchmarks" / "data" / "statements_test.jsonl",
 }
 
 
@@ -48,6 +55,20 @@ def check_model(model: str | None) -> dict:
             "n": len(scored),
             "pairs": scored,
         }
+    from stance.eval.metrics import classification_metrics
+    from stance.model.labels import LABELS
+
+    report["macro_f1"] = {}
+    for name, path in LABELLED.items():
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        pairs = [(row["premise"], row["hypothesis"]) for row in rows]
+        gold = [LABELS.index(row["label"]) for row in rows]
+        report["macro_f1"][name] = {}
+        for way in ("one_way", "symmetric"):
+            predicted = [
+                LABELS.index(label) for label in classifier.predict(pairs, symmetric=way == "symmetric").labels
+            ]
+            report["macro_f1"][name][way] = round(classification_metrics(gold, predicted)["macro_f1"], 4)
     return report
 
 
@@ -67,6 +88,8 @@ def main() -> int:
                       f"| {row['symmetric']} ({row['symmetric_confidence']:.2f}) |")  # fmt: skip
             print(f"| {name} | **right** | | {result['right_one_way']} / {result['n']} "
                   f"| {result['right_symmetric']} / {result['n']} |")  # fmt: skip
+        for name, scores in report["macro_f1"].items():
+            print(f"| {name} | **macro-F1** | | {scores['one_way']:.3f} | {scores['symmetric']:.3f} |")
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": "python benchmarks/spot_checks.py " + " ".join(sys.argv[1:]), "models": reports}

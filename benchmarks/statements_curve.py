@@ -49,8 +49,10 @@ def triplet_subset(size: int, seed: int, target: Path) -> int:
     return len(lines[:size])
 
 
-def evaluate(model: str | Path) -> dict[str, float]:
-    """Macro-F1 of ``model`` on each dev set."""
+def evaluate(
+    model: str | Path, dev_sets: dict[str, Path] | None = None, max_rows: int | None = None
+) -> dict[str, float]:
+    """Macro-F1 of ``model`` on each dev set (``DEV_SETS`` unless given; a seeded ``max_rows`` sample)."""
     from stance.eval.metrics import classification_metrics
     from stance.model import StanceClassifier
     from stance.training.config import DatasetConfig
@@ -58,8 +60,8 @@ def evaluate(model: str | Path) -> dict[str, float]:
 
     classifier = StanceClassifier.from_pretrained(model, device="cpu")
     scores = {}
-    for name, path in DEV_SETS.items():
-        data = load_dataset_file(DatasetConfig(path=str(path), name=name))
+    for name, path in (dev_sets or DEV_SETS).items():
+        data = load_dataset_file(DatasetConfig(path=str(path), name=name, max_rows=max_rows))
         predicted = classifier.predict(data.premises, data.hypotheses, batch_size=64).probabilities.argmax(axis=1)
         scores[name] = round(classification_metrics(data.labels, predicted)["macro_f1"], 4)
     return scores

@@ -468,7 +468,9 @@ class StanceClassifier:
             hypotheses: the hypotheses, parallel to ``pairs``, or None.
             batch_size: most pairs per forward pass (batches also respect a token budget).
             symmetric: also score (hypothesis, premise) and average the two probability
-                rows, so the answer does not depend on which text came first.
+                rows, so the answer does not depend on which text came first. Only
+                contradiction is symmetric: a support pair reversed usually is not, so this
+                lowers accuracy on one-directional pairs (measured in the default's model card).
             long_text: ``truncate``, ``window`` or ``evidence`` (default: the model's stance.json).
             progress: show a tqdm progress bar.
             abstain_threshold: label a pair ``neutral`` unless its support or contradict
