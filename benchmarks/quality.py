@@ -5,8 +5,9 @@ On every data set's dev and test split in ../shared/data (FNC-1, ARC, counterfac
 and negation NLI: dev only; their test sets are hidden holdouts) and on our hand-written
 statement sets (benchmarks/data/statements_dev.jsonl and statements_test.jsonl, with accuracy per
 kind; the test set was written after every choice and never steered one). Baselines
-train on the data set's own train split; for the statement set, on the hand-written
-statement training pairs (data/statements_train/). Two-class sets (perspectrum, ibm_claim_stance) are
+train on the data set's own train split; for the statement sets, on the hand-written
+statement training files (data/statements_train/) the scored model trained on, as its
+stance.json records them (every part for a model that records none). Two-class sets (perspectrum, ibm_claim_stance) are
 scored on support vs. contradict: the model's argmax over those two classes, as the data
 README advises; the rate at which it would have said neutral is reported too.
 
@@ -64,14 +65,23 @@ def split_path(name: str, split: str) -> Path:
     return STATEMENTS / f"{name}_{split}.jsonl" if name in OURS else DATA / name / f"{split}.jsonl"
 
 
-def train_data(name: str):
-    """What the baselines train on: the data set's train split; for the statement set, the
-    hand-written statement training pairs (data/statements_train/, the in-domain data the
-    default's stage 2 trains on), so the baselines see the same in-domain data as the model."""
+def statement_training_files(classifier: StanceClassifier) -> list[Path]:
+    """The hand-written statement files (data/statements_train/) ``classifier`` was trained on,
+    read from its data fingerprints; every part when it records none (a model trained elsewhere)."""
+    folder = REPO / "data" / "statements_train"
+    recorded = classifier.metadata.data_fingerprints.get("train", {}).values()
+    used = sorted({(REPO / entry["path"]).resolve() for entry in recorded if "statements_train/" in entry["path"]})
+    return used or sorted(folder.glob("part*.jsonl"))
+
+
+def train_data(name: str, statement_files: list[Path]):
+    """What the baselines train on: the data set's train split; for the statement sets, the
+    hand-written statement training pairs the scored model trained on (``statement_files``),
+    so the baselines see the same in-domain data as the model."""
     if name not in OURS:
         return load_dataset_file(DatasetConfig(path=str(DATA / name / "train.jsonl"), name=name))
     data = PairData()
-    for path in sorted((REPO / "data" / "statements_train").glob("part*.jsonl")):
+    for path in statement_files:
         data.extend(load_dataset_file(DatasetConfig(path=str(path), name=name)))
     return data
 
@@ -121,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         models["previous default"] = StanceClassifier.from_pretrained(args.reference, device="cpu")
     results: dict = {"model": args.model or "default", "reference": None if args.no_reference else args.reference}
     results |= {"data_dir": str(DATA), "command": "python benchmarks/quality.py " + " ".join(argv or sys.argv[1:])}
+    statement_files = statement_training_files(models["model"])
+    results["statement_training_files"] = [str(path.relative_to(REPO)) for path in statement_files]
     results["rows"] = []
     for name in args.datasets:
-        train = train_data(name)
+        train = train_data(name, statement_files)
         baselines = {
             "tfidf_lr": TfidfBaseline().fit(train),
             "hypothesis_only_tfidf_lr": HypothesisOnlyBaseline().fit(train),
