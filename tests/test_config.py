@@ -66,6 +66,8 @@ def test_bad_values(tmp_path):
         load_config(tmp_path / "absent.yaml")
     with pytest.raises(ConfigError, match=r"data.train\[0\].in_mean: only dev sets are averaged"):
         load_config(write(tmp_path, "data:\n  train:\n    - {path: a.jsonl, in_mean: false}\n"))
+    with pytest.raises(ConfigError, match=r"data.test\[0\].in_mean: only dev sets are averaged"):
+        load_config(write(tmp_path, "data:\n  train: [{path: a.jsonl}]\n  test: [{path: b.jsonl, in_mean: false}]\n"))
     with pytest.raises(ConfigError, match="every set has in_mean: false"):
         load_config(write(tmp_path, "data:\n  train: [{path: a.jsonl}]\n  dev: [{path: b.jsonl, in_mean: false}]\n"))
 
