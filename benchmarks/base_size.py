@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from statements_curve import DATA, REPO, evaluate, triplet_subset  # noqa: E402
+from statements_curve import DATA, QUICK_RUN, REPO, evaluate, triplet_subset  # noqa: E402
 
 DEV_SETS = {
     "statements": REPO / "benchmarks" / "data" / "statements_dev.jsonl",
@@ -65,7 +65,7 @@ def parameter_count(base: str) -> int:
 
 
 def fine_tune(base: str, statements: Path, output: Path, args: argparse.Namespace) -> dict:
-    """One run of the shared recipe from ``base``; returns its step count and seconds."""
+    """One run of the shared recipe from ``base``; returns its training rows, seconds and seconds per step."""
     from stance.training.config import load_config
     from stance.training.trainer import train
 
@@ -84,10 +84,7 @@ def fine_tune(base: str, statements: Path, output: Path, args: argparse.Namespac
             f"training.learning_rate={args.learning_rate}",
             f"training.batch_size={args.batch_size}",
             f"training.seed={args.seed}",
-            "training.eval_strategy='no'",
-            "training.calibrate=false",
-            "training.keep_checkpoints=false",
-            "training.logging_steps=1000",
+            *QUICK_RUN,
         ],
     )
     started = time.perf_counter()

@@ -67,6 +67,15 @@ def evaluate(
     return scores
 
 
+# A short benchmark run: no evaluation, calibration or checkpoints, only the final model.
+QUICK_RUN = (
+    "training.eval_strategy='no'",
+    "training.calibrate=false",
+    "training.keep_checkpoints=false",
+    "training.logging_steps=1000",
+)
+
+
 def fine_tune(base: str, train_file: Path, output: Path, epochs: float, learning_rate: float, seed: int) -> None:
     """One run of the stage-2 recipe's optimiser settings on ``train_file`` alone."""
     from stance.training.config import load_config
@@ -83,10 +92,7 @@ def fine_tune(base: str, train_file: Path, output: Path, epochs: float, learning
             f"training.epochs={epochs}",
             f"training.learning_rate={learning_rate}",
             f"training.seed={seed}",
-            "training.eval_strategy='no'",
-            "training.calibrate=false",
-            "training.keep_checkpoints=false",
-            "training.logging_steps=1000",
+            *QUICK_RUN,
         ],
     )
     train(config)

@@ -420,10 +420,8 @@ def validate_config(config: StanceConfig) -> None:
             for label, cap in (dataset.label_caps or {}).items():
                 if cap < 0:
                     raise ConfigError(f"{where}.label_caps.{label}: must be >= 0, got {cap}")
-    for section in ("train", "test"):
-        for index, dataset in enumerate(getattr(config.data, section)):
-            if not dataset.in_mean:
-                raise ConfigError(f"data.{section}[{index}].in_mean: only dev sets are averaged; remove it here")
+            if section != "dev" and not dataset.in_mean:
+                raise ConfigError(f"{where}.in_mean: only dev sets are averaged; remove it here")
     if config.data.dev and not any(dataset.in_mean for dataset in config.data.dev):
         raise ConfigError("data.dev: every set has in_mean: false; at least one must count in the mean")
     if config.model.long_text not in ("truncate", "window", "evidence"):
