@@ -1,15 +1,12 @@
 """Markdown tables for the model card from benchmarks/results/quality*.json.
 
     python benchmarks/card_tables.py
-Reads quality.json (the default model and the baselines) and, when present,
-quality_previous_default.json (the previous default, run with --model
-benchmarks/reference/default-v1 --no-reference) and quality_stage1.json (the default's stage 1
-alone, run with --model runs/default --no-reference) and quality_stage2_6k.json (the stage-2
-experiment on all 5,973 statement pairs, configs/default-stage2-6k.yaml, not shipped; kept in the
-JSON, not the table) and quality_stage2_attempts.json (configs/default-stage2-attempts.yaml: all 7,410
-pairs, the attempt pairs included; not shipped) and quality_stage2_2400.json
-(configs/default-stage2.yaml, the default until 2026-11-26), and prints one table of macro-F1 per data
-set and split, one of per-class F1 for the default, and the statement set by kind.
+Reads quality.json (the default model, all-mpnet-base-v2 + LoRA, and the baselines) and, when
+present, quality_fast.json (the MiniLM, `--model fast`, the default until 2026-11-26, run as
+`python benchmarks/quality.py --model fast --no-reference`) and quality_previous_default.json (the
+default when issue 10 was filed, run with --model benchmarks/reference/default-v1 --no-reference),
+and prints one table of macro-F1 per data set and split, one of per-class F1 for the default, and
+the statement sets by kind. The MiniLM's own stages and experiments are in model/fast/README.md.
 """
 
 from __future__ import annotations
@@ -19,15 +16,11 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SYSTEMS = (
-    "model", "7.4k pairs", "2.4k pairs", "stage 1", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority",
-)  # fmt: skip
+SYSTEMS = ("model", "fast", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority")
 TITLES = {
-    "model": "default (this recipe)",
-    "2.4k pairs": "stage 2 on 2,400 pairs (default until 2026-11-26)",
-    "7.4k pairs": "stage 2 on 7,410 pairs, attempts included (not shipped)",
-    "stage 1": "stage 1 only",
-    "previous default": "previous default",
+    "model": "default (mpnet + LoRA)",
+    "fast": "fast (MiniLM; default until 2026-11-26)",
+    "previous default": "default when issue 10 was filed",
     "tfidf_lr": "TF-IDF + LR",
     "hypothesis_only_tfidf_lr": "hypothesis only",
     "majority": "majority",
@@ -37,10 +30,8 @@ TITLES = {
 def load() -> list[dict]:
     rows = json.loads((RESULTS / "quality.json").read_text())["rows"]
     for file, system in (
+        ("quality_fast.json", "fast"),
         ("quality_previous_default.json", "previous default"),
-        ("quality_stage1.json", "stage 1"),
-        ("quality_stage2_attempts.json", "7.4k pairs"),
-        ("quality_stage2_2400.json", "2.4k pairs"),
     ):
         path = RESULTS / file
         if path.exists():
@@ -75,7 +66,7 @@ def main() -> int:
         matrix = " ".join(f"`{line}`" for line in row["confusion_matrix"])
         print(f"| {dataset} | {split} | {f1['support']:.3f} | {f1['contradict']:.3f} | {f1['neutral']:.3f} | "
               f"{row['accuracy']:.3f} | {matrix} |")  # fmt: skip
-    columns = [(split, system) for split in ("dev", "test") for system in ("model", "2.4k pairs", "previous default")]
+    columns = [(split, system) for split in ("dev", "test") for system in ("model", "fast", "previous default")]
     columns = [c for c in columns if "per_kind" in table.get(("statements", *c), {})]
     if columns:
         print("\nStatement sets by kind, accuracy (n: dev / test):\n")

