@@ -187,7 +187,7 @@ class StanceClassifier:
         self.device = _resolve_device(device)
         self.model.to(self.device)
         if backend != "torch":
-            from stance.model.onnx_backend import OnnxRunner, build_onnx
+            from stance.model.onnx_backend import OnnxRunner, build_onnx, probe_inputs
 
             if self.device.type != "cpu":
                 raise ModelLoadError(
@@ -195,7 +195,11 @@ class StanceClassifier:
                 )
             with_types = "token_type_ids" in tokenizer.model_input_names
             path = onnx_path or build_onnx(
-                model, Path(model_dir) if model_dir else None, backend == "onnx-int8", with_types
+                model,
+                Path(model_dir) if model_dir else None,
+                backend == "onnx-int8",
+                with_types,
+                probes=probe_inputs(tokenizer, with_types),
             )
             self._onnx = OnnxRunner(Path(path))
 

@@ -610,7 +610,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
     from stance.model.classifier import StanceClassifier
     from stance.model.loading import DEFAULT_MODEL_DIR, resolve_model_source
-    from stance.model.onnx_backend import build_onnx, find_export
+    from stance.model.onnx_backend import build_onnx, find_export, probe_inputs
 
     source = Path(resolve_model_source(args.model or DEFAULT_MODEL_DIR))
     if not source.is_dir():
@@ -623,7 +623,9 @@ def _run_export(args: argparse.Namespace) -> int:
     _quiet_transformers(args)
     classifier = StanceClassifier.from_pretrained(source, device="cpu", trust_remote_code=args.trust_remote_code)
     with_types = "token_type_ids" in classifier.tokenizer.model_input_names
-    path = build_onnx(classifier.model, source, args.int8, with_types)
+    path = build_onnx(
+        classifier.model, source, args.int8, with_types, probes=probe_inputs(classifier.tokenizer, with_types)
+    )
     print(f"built {path} in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -166,5 +166,6 @@ def test_onnx_int8_agrees_with_fp32_on_real_pairs(default_classifier, data_dir, 
     reference = default_classifier.predict(data.premises, data.hypotheses)
     fast = int8.predict(data.premises, data.hypotheses)
     agreement = float(np.mean(np.asarray(fast.labels) == np.asarray(reference.labels)))
-    # benchmarks/throughput.py measures 98% on 2,000 SICK pairs; 500 pairs are noisier.
-    assert agreement >= 0.96, agreement
+    # 91.8% on these 500 pairs: MPNet's int8 export needs 7-bit weights on this CPU (no VNNI), and
+    # still moves more labels than the MiniLM's (98% on 2,000 SICK pairs, benchmarks/throughput.py).
+    assert agreement >= 0.88, agreement

@@ -223,3 +223,27 @@ def test_training_can_continue_from_an_adapter_directory(tmp_path, tiny_model_di
         np.testing.assert_allclose(
             model.eval()(**batch).logits.numpy(), reference.model(**batch).logits.numpy(), atol=1e-5
         )
+
+
+def test_an_int8_export_that_moves_labels_is_retried_with_7_bit_weights_then_refused(tmp_path, monkeypatch, model_copy):
+    from stance.model import onnx_backend
+
+    model = shutil.copytree(model_copy, tmp_path / "m", ignore=shutil.ignore_patterns("onnx"))
+    calls = []
+
+    def agreement_of(results):
+        def agreement(reference, candidate, inputs):
+            calls.append(len(inputs["input_ids"]))
+            return results[len(calls) - 1]
+
+        return agreement
+
+    monkeypatch.setattr(onnx_backend, "_label_agreement", agreement_of([0.40, 0.30]))
+    with pytest.raises(ModelLoadError, match=r"changes 70% of the labels of 80 probe pairs .* use --backend onnx"):
+        StanceClassifier.from_pretrained(model, device="cpu", backend="onnx-int8")
+    assert calls == [80, 80], "8-bit, then 7-bit weights, each checked on both orders of the 40 probes"
+    assert not list((model / "onnx").glob("model-int8pc-*.onnx")), "a refused export is not cached"
+    calls.clear()
+    monkeypatch.setattr(onnx_backend, "_label_agreement", agreement_of([0.40, 0.94]))
+    StanceClassifier.from_pretrained(model, device="cpu", backend="onnx-int8")
+    assert len(calls) == 2 and list((model / "onnx").glob("model-int8pc-*.onnx")), "the 7-bit export passes"
