@@ -83,14 +83,22 @@ def files_key(model_dir: Path, cache: Path) -> str:
     return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
 
 
+def _adapter_base_name(adapter_dir: Path) -> str:
+    """The base an adapter directory names in its stance.json ("" when it names none)."""
+    try:
+        base = json.loads((adapter_dir / "stance.json").read_text(encoding="utf-8")).get("base_model", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return base if isinstance(base, str) else ""
+
+
 def adapter_base_dir(adapter_dir: Path) -> Path | None:
     """The local folder of an adapter directory's base (joined from PyPI if need be), read
     from its stance.json without torch; None when the base is a hub id (not on disk)."""
     from stance.model.loading import resolve_model_source
 
-    try:
-        base = json.loads((adapter_dir / "stance.json").read_text(encoding="utf-8"))["base_model"]
-    except (OSError, ValueError, KeyError, TypeError):
+    base = _adapter_base_name(adapter_dir)
+    if not base:
         return None
     path = Path(resolve_model_source(base))
     return path if path.is_dir() else None
@@ -103,7 +111,7 @@ def base_identity(adapter_dir: Path, cache: Path) -> str:
     from stance.model.bases import MPNET_ALIASES, MPNET_WEIGHTS_SHA256
     from stance.model.loading import file_hashes, model_file_names
 
-    base = json.loads((adapter_dir / "stance.json").read_text(encoding="utf-8")).get("base_model", "")
+    base = _adapter_base_name(adapter_dir)
     if base in MPNET_ALIASES and not Path(base).exists():
         return f"all-mpnet-base-v2 sha256:{MPNET_WEIGHTS_SHA256}"
     folder = adapter_base_dir(adapter_dir)

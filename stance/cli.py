@@ -31,11 +31,17 @@ def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str] | None
     return mapping
 
 
+MODEL_HELP = (
+    "model directory, hub id, or fast (the MiniLM: 4-7x faster per pair, less accurate) "
+    "(default: the embedded default model, all-mpnet-base-v2 + LoRA)"
+)
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="model directory, hub id, or fast (the MiniLM: 4-7x faster per pair, less accurate) (default: the embedded default model, all-mpnet-base-v2 + LoRA)",
+        help=MODEL_HELP,
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default: auto)")
     parser.add_argument("--max-length", type=int, default=None, help="tokens per pair (default: the model's)")
@@ -255,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--model",
         default=None,
-        help="model directory, hub id, or fast (the MiniLM: 4-7x faster per pair, less accurate) (default: the embedded default model, all-mpnet-base-v2 + LoRA)",
+        help=MODEL_HELP,
     )
     serve.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default="torch")
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda ... (default: auto)")

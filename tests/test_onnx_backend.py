@@ -195,6 +195,14 @@ def test_an_adapter_directory_runs_from_its_export_without_torch_and_keys_on_its
     np.testing.assert_allclose(again.predict(PAIRS).probabilities, reference, atol=1e-5)
     assert again.predict(PAIRS).labels == built.predict(PAIRS).labels
 
+    # `stance score` on the adapter with a built export: neither torch nor transformers is imported.
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(__import__("json").dumps({"premise": p, "hypothesis": h}) + "\n" for p, h in PAIRS))
+    run = _cli_in_fresh_process(
+        ["score", "--model", adapter, "--backend", "onnx", "--input", data, "--output", tmp_path / "o.jsonl"]
+    )
+    assert run == {"rc": 0, "torch": False, "transformers": False}
+
     # The adapter's files alone do not decide the outputs: another base must not reuse the export.
     shutil.rmtree(base)
     build_other = __import__("tests.conftest", fromlist=["build_tiny_model_dir"]).build_tiny_model_dir
