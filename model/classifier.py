@@ -30,7 +30,7 @@ from stance.model.batching import (
     progress_bar,
 )
 from stance.model.errors import InputDataError, ModelLoadError
-from stance.model.labels import LABELS, checkpoint_to_canonical_order
+from stance.model.labels import LABELS, checkpoint_to_canonical_order, trained_head_id2label
 from stance.model.loading import (
     DEFAULT_MODEL_DIR,
     apply_umask,
@@ -284,7 +284,6 @@ class StanceClassifier:
         import json
 
         from stance.model.fast_tokenizer import PairTokenizer
-        from stance.model.labels import ID2LABEL
         from stance.model.onnx_backend import adapter_base_dir, find_export
 
         onnx_path = find_export(local, quantize=backend == "onnx-int8")
@@ -295,7 +294,7 @@ class StanceClassifier:
             return None
         config = json.loads((files / "config.json").read_text(encoding="utf-8"))
         if files != local:
-            config["id2label"] = {str(k): v for k, v in ID2LABEL.items()}
+            config["id2label"] = _adapter_head_id2label(config.get("id2label"), metadata)
         tokenizer = PairTokenizer.from_dir(local if (local / "tokenizer.json").is_file() else files)
         _set_max_length(metadata, max_length, local, config.get("max_position_embeddings"), tokenizer.model_max_length)
         classifier = cls(
@@ -646,12 +645,17 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
     """Load an adapter directory onto its base model and merge it (plain weights after)."""
     from peft import PeftModel
 
-    from stance.model.labels import ID2LABEL, LABEL2ID
-
     if not metadata.base_model:
         raise ModelLoadError(f"{directory}: adapter directory without a base_model in stance.json")
     base_source = resolve_model_source(metadata.base_model)
+    from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
+
+    # The adapter holds its head's weights, not their names: a base with an NLI head kept it in
+    # training, in the base's own output order, so the names come from the base as they did then.
+    id2label = _adapter_head_id2label(
+        AutoConfig.from_pretrained(base_source, trust_remote_code=trust_remote_code).id2label, metadata
+    )
 
     # The base has no classification head (the adapter brings it): transformers' load report
     # about the "missing" head is expected here, so it is silenced for this one load.
@@ -663,8 +667,8 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
             base_source,
             trust_remote_code=trust_remote_code,
             num_labels=len(LABELS),
-            id2label=ID2LABEL,
-            label2id=LABEL2ID,
+            id2label=id2label,
+            label2id={label: index for index, label in id2label.items()},
         )
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -676,6 +680,14 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
             merged = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
     except (ValueError, OSError, RuntimeError) as error:
         raise ModelLoadError(f"{directory}: cannot apply the adapter to {metadata.base_model} ({error})") from None
-    merged.config.id2label, merged.config.label2id = dict(ID2LABEL), dict(LABEL2ID)
+    merged.config.id2label = dict(id2label)
+    merged.config.label2id = {label: index for index, label in id2label.items()}
     tokenizer_source = directory if (directory / "tokenizer_config.json").exists() else base_source
     return merged, load_tokenizer(str(tokenizer_source), trust_remote_code=trust_remote_code)
+
+
+def _adapter_head_id2label(base_id2label, metadata: StanceMetadata) -> dict[int, str]:
+    """Canonical names of an adapter's head outputs, from its base's labels and the label_map
+    it was trained with (recorded in stance.json)."""
+    label_map = ((metadata.training or {}).get("model") or {}).get("label_map")
+    return trained_head_id2label(base_id2label, label_map)

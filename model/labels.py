@@ -125,3 +125,34 @@ def map_source_label(
     if target not in LABEL2ID:
         raise LabelMappingError(f"{where}: label_map maps {raw!r} to {target!r}, expected one of {list(LABELS)}")
     return LABEL2ID[target]
+
+
+def nli_head_order(
+    id2label: Mapping[int | str, str] | None, label_map: Mapping[str, str] | None = None
+) -> list[int] | None:
+    """A base checkpoint's output index for each canonical label when it already has a 3-way
+    NLI head (training keeps and fine-tunes it), or None when training makes a new head.
+
+    Example:
+        >>> nli_head_order({0: "contradiction", 1: "entailment", 2: "neutral"})
+        [1, 0, 2]
+    """
+    names = [str(name) for name in (id2label or {}).values()]
+    if len(names) != len(LABELS) or (all(name.startswith("LABEL_") for name in names) and not label_map):
+        return None
+    return checkpoint_to_canonical_order(id2label, label_map)
+
+
+def trained_head_id2label(
+    base_id2label: Mapping[int | str, str] | None, label_map: Mapping[str, str] | None = None
+) -> dict[int, str]:
+    """Canonical names of the outputs of a head trained on a base with ``base_id2label``: the
+    base's own order where it had an NLI head (kept in training), else ``LABELS`` order.
+
+    A LoRA adapter stores its head's weights but not their names; loading it onto its base
+    names them with this, as training did.
+    """
+    order = nli_head_order(base_id2label, label_map)
+    if order is None:
+        return dict(ID2LABEL)
+    return {order[position]: label for position, label in enumerate(LABELS)}

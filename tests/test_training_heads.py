@@ -9,21 +9,27 @@ import numpy as np
 import pytest
 
 from stance.model import StanceClassifier
+from stance.model.labels import nli_head_order
 from stance.training.config import load_config
-from stance.training.trainer import nli_head_order
 from tests.conftest import REPO, build_tiny_model_dir
 
 
 def test_head_order_detection():
     from transformers import BertConfig
 
+    from stance.model.labels import trained_head_id2label
+
     fresh = BertConfig()  # LABEL_0, LABEL_1
-    assert nli_head_order(fresh, None) is None
+    assert nli_head_order(fresh.id2label, None) is None
+    assert trained_head_id2label(fresh.id2label) == {0: "support", 1: "contradict", 2: "neutral"}
     cross_encoder = BertConfig(id2label={0: "contradiction", 1: "entailment", 2: "neutral"})
-    assert nli_head_order(cross_encoder, None) == [1, 0, 2]
+    assert nli_head_order(cross_encoder.id2label, None) == [1, 0, 2]
+    assert trained_head_id2label(cross_encoder.id2label) == {0: "contradict", 1: "support", 2: "neutral"}
     anonymous = BertConfig(id2label={0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
-    assert nli_head_order(anonymous, None) is None
-    assert nli_head_order(anonymous, {"LABEL_0": "neutral", "LABEL_1": "support", "LABEL_2": "contradict"}) == [1, 2, 0]
+    assert nli_head_order(anonymous.id2label, None) is None
+    mapping = {"LABEL_0": "neutral", "LABEL_1": "support", "LABEL_2": "contradict"}
+    assert nli_head_order(anonymous.id2label, mapping) == [1, 2, 0]
+    assert trained_head_id2label(anonymous.id2label, mapping) == {0: "neutral", 1: "support", 2: "contradict"}
 
 
 @pytest.mark.slow
@@ -220,6 +226,56 @@ def test_finalize_checkpoint_saves_a_chosen_checkpoint_as_a_run_saves_its_best(t
     StanceClassifier.from_pretrained(final, device="cpu").predict([("a man", "a dog")])
     with pytest.raises(ConfigError, match="trainer_state.json"):
         finalize_checkpoint(tiny_model_dir, output, config, tmp_path / "nope")
+
+
+def test_finalize_checkpoint_rebuilds_a_lora_run_stopped_before_it_saved(tmp_path, data_dir, tiny_model_dir):
+    """A GPU call cut off after the last checkpoint leaves PEFT's files and no run record: the
+    checkpoint and the recipe must give what the run would have saved, adapter/ included."""
+    import shutil
+
+    from stance.model.metadata import StanceMetadata
+    from stance.training import trainer
+    from stance.training.finalize_checkpoint import main
+
+    overrides = [
+        f"model.base={tiny_model_dir}",
+        "model.lora.enabled=true",
+        "model.lora.target_modules=[query, value]",
+        f"data.train.0.path={data_dir / 'sick' / 'train.jsonl'}",
+        "data.train.0.max_rows=64",
+        f"data.dev=[{{path: {data_dir / 'sick' / 'dev.jsonl'}, name: a, max_rows: 32}}]",
+        "training.max_steps=2",
+        "training.batch_size=8",
+        "training.eval_strategy=steps",
+        "training.eval_steps=2",
+        "model.max_length=32",
+        f"training.output_dir={tmp_path / 'out'}",
+    ]
+    output = trainer.train(load_config(REPO / "configs" / "sick.yaml", overrides))
+    stopped = tmp_path / "stopped" / "checkpoint-2"  # what the cut-off call sent back
+    shutil.copytree(output / "checkpoints" / "checkpoint-2", stopped)
+    sets = [item for override in overrides for item in ("--set", override)]
+    assert (
+        main([str(stopped), "--config", str(REPO / "configs" / "sick.yaml"), *sets, "--output", str(tmp_path / "f")])
+        == 0
+    )
+
+    ran, final = StanceMetadata.load(output / "adapter"), StanceMetadata.load(tmp_path / "f" / "adapter")
+    assert final.base_model == str(tiny_model_dir)
+    assert final.data_fingerprints == ran.data_fingerprints
+    assert final.metrics["dev"] == ran.metrics["dev"] and final.metrics["checkpoint_step"] == 2
+    assert final.training["training"] == ran.training["training"] and final.training["train_seconds"] is None
+    assert final.temperature == pytest.approx(ran.temperature)
+    pairs = [("A man is playing a guitar.", "A man plays music."), ("A dog runs.", "A cat sleeps.")]
+    # The tiny base has an NLI head (entailment, neutral, contradiction), which training keeps in
+    # that order: its adapter must name the outputs so, like the merged model the run saved.
+    merged, ran_run, rebuilt = (
+        StanceClassifier.from_pretrained(folder, device="cpu").predict(pairs)
+        for folder in (output, output / "adapter", tmp_path / "f" / "adapter")
+    )
+    for adapter in (ran_run, rebuilt):
+        assert adapter.labels == merged.labels
+        np.testing.assert_allclose(adapter.probabilities, merged.probabilities, atol=1e-5)
 
 
 def test_report_only_dev_sets_are_logged_but_not_averaged(monkeypatch):

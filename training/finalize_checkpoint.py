@@ -1,36 +1,52 @@
-"""Save one checkpoint of a finished run as a complete model directory.
+"""Save one checkpoint of a training run as a complete model directory.
 
 A run keeps its best checkpoint by the recipe's rule (``load_best_model_at_end``). When a
-different checkpoint is chosen afterwards, for a documented reason, this writes it the way
-``stance train`` writes the best one: the run's ``stance.json`` (recipe, data fingerprints,
-versions), that checkpoint's dev metrics from the run's log, and a temperature fitted on the
-recipe's dev sets.
+different checkpoint is chosen afterwards, for a documented reason, or when the run was stopped
+after its last checkpoint but before it saved the model (a device call cut off), this writes the
+checkpoint the way ``stance train`` writes the best one: ``stance.json`` (recipe, data
+fingerprints, versions), that checkpoint's dev metrics from the run's log, and a temperature fitted
+on the recipe's dev sets. A LoRA checkpoint also gets the run's ``adapter/`` folder (adapter, head
+and stance.json), which ``stance.training.export_default`` ships.
 
     python -m stance.training.finalize_checkpoint runs/X/checkpoints/checkpoint-N --run runs/X \
         --config configs/x.yaml --output runs/X-final
+    # a run that never saved: no --run; --set gives the overrides it was trained with
+    python -m stance.training.finalize_checkpoint runs/X/checkpoints/checkpoint-N \
+        --config configs/x.yaml --set training.max_steps=3600 --output runs/X-final
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
 
-def finalize_checkpoint(checkpoint: str | Path, run: str | Path, config, output: str | Path) -> Path:
+def finalize_checkpoint(checkpoint: str | Path, run: str | Path | None, config, output: str | Path) -> Path:
     """Write ``checkpoint`` as a model directory at ``output``; returns ``output``.
 
-    ``config`` is the run's recipe: a ``StanceConfig`` or the path of its YAML file.
+    ``config`` is the run's recipe: a ``StanceConfig`` or the path of its YAML file. ``run`` is the
+    run directory whose ``stance.json`` is reused; None (or a run without one) builds the record
+    from ``config`` and the data as it is now, as ``stance train`` would have (training time unknown).
     """
     from stance.model import StanceClassifier
     from stance.model.errors import ConfigError
+    from stance.model.loading import is_adapter_dir
     from stance.model.metadata import StanceMetadata
     from stance.training.config import load_config
     from stance.training.data import prepare_data
-    from stance.training.trainer import _calibrate, dev_metrics_record, logged_evaluation
+    from stance.training.trainer import (
+        ADAPTER_DIR,
+        _calibrate,
+        _portable_adapter_config,
+        dev_metrics_record,
+        logged_evaluation,
+        run_metadata,
+    )
 
-    checkpoint = Path(checkpoint)
+    checkpoint, output = Path(checkpoint), Path(output)
     state_file = checkpoint / "trainer_state.json"
     if not state_file.exists():
         raise ConfigError(f"{checkpoint}: no trainer_state.json; expected a checkpoint directory of a training run")
@@ -40,26 +56,48 @@ def finalize_checkpoint(checkpoint: str | Path, run: str | Path, config, output:
     if not any(key.startswith("eval_") for key in logged):
         raise ConfigError(f"{checkpoint}: the run's log has no evaluation at step {step}")
     config = load_config(config) if isinstance(config, str | Path) else config
-    classifier = StanceClassifier.from_pretrained(checkpoint, device="cpu")
-    metadata = StanceMetadata.load(run)  # the run's recipe, fingerprints and versions
-    metadata.temperature = 1.0
-    metadata.metrics = {"dev": dev_metrics_record(logged), "checkpoint_step": step}
+    prepared = prepare_data(config)
+    if run is not None and (Path(run) / "stance.json").exists():
+        metadata = StanceMetadata.load(run)  # the run's recipe, fingerprints and versions
+        metadata.temperature = 1.0
+        metadata.metrics = {"dev": dev_metrics_record(logged)}
+    else:
+        metadata = run_metadata(config, prepared.train_prints, prepared.dev, logged, seconds=None)
+    metadata.metrics["checkpoint_step"] = step
+    adapter = output / ADAPTER_DIR if is_adapter_dir(checkpoint) else None
+    if adapter is not None:
+        # A LoRA checkpoint holds PEFT's files alone: give it the run's record (its base) to load.
+        adapter.mkdir(parents=True, exist_ok=True)
+        for name in ("adapter_model.safetensors", "adapter_config.json"):
+            shutil.copy2(checkpoint / name, adapter / name)
+        _portable_adapter_config(adapter / "adapter_config.json", config.model.base)
+        metadata.save(adapter)
+    classifier = StanceClassifier.from_pretrained(adapter or checkpoint, device="cpu")
     classifier.metadata = metadata
-    dev_sets = [data for data, _ in prepare_data(config).dev.values()]
-    _calibrate(classifier, dev_sets, config.training.eval_batch_size)
+    _calibrate(classifier, [data for data, _ in prepared.dev.values()], config.training.eval_batch_size)
+    if adapter is not None:
+        metadata.save(adapter)  # after calibration, so the adapter carries the temperature
     classifier.save_pretrained(output)
-    return Path(output)
+    return output
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
-    parser.add_argument("--run", required=True, help="the run directory (its stance.json is reused)")
+    parser.add_argument(
+        "--run", help="the run directory (its stance.json is reused); leave out for a run that never saved"
+    )
     parser.add_argument("--config", required=True, help="the run's recipe (its dev sets fit the temperature)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="the run's recipe overrides"
+    )
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
-    print(f"saved {finalize_checkpoint(args.checkpoint, args.run, args.config, args.output)}")
+    from stance.training.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    print(f"saved {finalize_checkpoint(args.checkpoint, args.run, config, args.output)}")
     return 0
 
 

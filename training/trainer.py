@@ -22,7 +22,7 @@ from transformers.trainer_callback import ProgressCallback
 from stance.eval.metrics import classification_metrics
 from stance.model.classifier import StanceClassifier
 from stance.model.errors import ConfigError
-from stance.model.labels import ID2LABEL, LABEL2ID, LABELS, checkpoint_to_canonical_order
+from stance.model.labels import LABELS, nli_head_order, trained_head_id2label
 from stance.model.loading import is_adapter_dir, load_hf_model, load_tokenizer, resolve_model_source
 from stance.model.metadata import StanceMetadata, library_versions
 from stance.training.config import StanceConfig
@@ -65,15 +65,6 @@ def _collator(tokenizer):
     return collate
 
 
-def nli_head_order(base_config, label_map: dict[str, str] | None) -> list[int] | None:
-    """The base checkpoint's output index for each canonical label when it already has a
-    3-way NLI head (to keep and fine-tune), or None when a new head must be made."""
-    names = [str(name) for name in (getattr(base_config, "id2label", None) or {}).values()]
-    if len(names) != len(LABELS) or (all(name.startswith("LABEL_") for name in names) and not label_map):
-        return None
-    return checkpoint_to_canonical_order(base_config.id2label, label_map)
-
-
 def _build_model(config: StanceConfig):
     source = resolve_model_source(config.model.base)
     if not is_adapter_dir(Path(source)):
@@ -98,14 +89,15 @@ def _build_model_from(config: StanceConfig, source: str):
         base_config = AutoConfig.from_pretrained(source, trust_remote_code=config.model.trust_remote_code)
     except (OSError, ValueError) as error:
         raise ConfigError(f"model.base {config.model.base!r}: cannot read its config ({error})") from None
-    head_order = nli_head_order(base_config, config.model.label_map)
+    base_id2label = getattr(base_config, "id2label", None)
+    # A base with a 3-way NLI head keeps it, its outputs named canonically in its own order;
+    # loading an adapter onto that base names them the same way (trained_head_id2label).
+    id2label = trained_head_id2label(base_id2label, config.model.label_map)
+    overrides = {"id2label": id2label, "label2id": {label: index for index, label in id2label.items()}}
+    head_order = nli_head_order(base_id2label, config.model.label_map)
     if head_order is None:
-        overrides = {"num_labels": len(LABELS), "id2label": dict(ID2LABEL), "label2id": dict(LABEL2ID)}
+        overrides["num_labels"] = len(LABELS)  # a new head, in LABELS order
         head_order = list(range(len(LABELS)))
-    else:
-        # Keep the trained NLI head and name its outputs canonically, in its own order.
-        id2label = {head_order[c]: label for c, label in enumerate(LABELS)}
-        overrides = {"id2label": id2label, "label2id": {label: index for index, label in id2label.items()}}
     if config.model.attention_dropout is not None:
         # Attention dropout is very expensive on CPU (1.3-3.5x slower training, measured).
         overrides["attention_probs_dropout_prob"] = config.model.attention_dropout
@@ -438,26 +430,39 @@ def _metrics_in_canonical_order(head_order: list[int]):
     return compute_metrics
 
 
-def _save(model, tokenizer, config, source, train_prints, dev_sets, metrics, seconds, output: Path) -> None:
+def run_metadata(
+    config: StanceConfig, train_prints: dict, dev_sets: dict, metrics: dict, seconds: float | None
+) -> StanceMetadata:
+    """What a trained model records about its run: the resolved recipe, data fingerprints, dev
+    metrics (as Trainer logged them) and library versions. ``seconds`` is None when unknown."""
     dev_prints = {name: prints for _, (_, prints) in dev_sets.items() for name, prints in prints.items()}
-    metadata = StanceMetadata(
+    return StanceMetadata(
         base_model=config.model.base,
         max_length=config.model.max_length,
         long_text=config.model.long_text,
         evidence_ranker=config.model.evidence_ranker,
         training=config.to_dict()
-        | {"train_rows": sum(p["rows_used"] for p in train_prints.values()), "train_seconds": round(seconds, 1)},
+        | {
+            "train_rows": sum(p["rows_used"] for p in train_prints.values()),
+            "train_seconds": None if seconds is None else round(seconds, 1),
+        },
         data_fingerprints={"train": train_prints, "dev": dev_prints},
         metrics={"dev": dev_metrics_record(metrics)},
         versions=library_versions(),
     )
+
+
+def _save(model, tokenizer, config, source, train_prints, dev_sets, metrics, seconds, output: Path) -> None:
+    metadata = run_metadata(config, train_prints, dev_sets, metrics, seconds)
     if config.model.lora.enabled:
         adapter_dir = output / ADAPTER_DIR
         adapter_dir.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(adapter_dir, safe_serialization=True)
         _portable_adapter_config(adapter_dir / "adapter_config.json", config.model.base)
         model = model.merge_and_unload()
-    classifier = StanceClassifier(model, tokenizer, metadata, device="cpu")
+    # Calibrate where the model trained: on a GPU run, moving the model to the CPU first made
+    # scoring the dev sets take minutes (two device runs were cut off there).
+    classifier = StanceClassifier(model, tokenizer, metadata, device=next(model.parameters()).device)
     if config.training.calibrate and dev_sets:
         _calibrate(classifier, [data for data, _ in dev_sets.values()], config.training.eval_batch_size)
     if config.model.lora.enabled:

@@ -1,10 +1,16 @@
 #!/bin/bash
 # Runs on the device machine (third call): rebuild the base, install the pinned transformers/peft and
-# stance, train configs/default.yaml with the given --set overrides, and copy the adapter to $OUT.
-#   bash .dp3/train.sh --set training.max_steps=2400 --set training.eval_steps=600
-# Budget: 1,500 steps took 102 s of training and 200 s in all on an H200; setup takes 11-19 s.
+# stance, then train configs/default.yaml once per NAME with that run's --set overrides, all runs at
+# once on the one GPU (a run alone leaves it mostly idle: 74 ms a step is Python and launch overhead).
+#   DEADLINE=540 bash .dp3/train.sh long3k "--set training.max_steps=3000" long4k "--set training.max_steps=4000"
+# Each run's adapter, metadata and log come back in $OUT as NAME.adapter.safetensors, NAME.meta.tar,
+# NAME.log. A run still going at DEADLINE seconds (from the start of this script) is stopped, and its
+# newest checkpoint comes back instead (NAME.checkpoint.tar, no optimizer state), to be finished on
+# the CPU with `python -m stance.training.finalize_checkpoint`.
+# Budget: alone, 1,500 steps took 102 s of training and 200 s in all on an H200; setup takes 11-19 s.
 set -u
 T0=$(date +%s)
+DEADLINE=${DEADLINE:-540}
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 TOKENIZERS_PARALLELISM=true
 mkdir -p /tmp/p; [ -f /tmp/p/part_a ] || cp .dp1/part_a /tmp/p/; [ -f /tmp/p/part_b ] || cp .dp2/part_b /tmp/p/
 cat /tmp/p/part_a /tmp/p/part_b > /tmp/base.q.safetensors || exit 3
@@ -16,9 +22,35 @@ python3 -m pip install -q --no-index --no-deps --no-build-isolation --upgrade --
 # PYTHONSAFEPATH: without it the checkout's stance/ shadows the installed package (model/ is mapped in).
 export PYTHONPATH=/tmp/site STANCE_DATA_DIR=/tmp/data PYTHONSAFEPATH=1
 echo "setup done after $(( $(date +%s) - T0 )) s"
-python3 -m stance train --config configs/default.yaml --set model.base=runs/bases/all-mpnet-base-v2 \
-  --set training.output_dir=/tmp/run "$@" > "$OUT/train.log" 2>&1
-echo "train rc $? at $(( $(date +%s) - T0 )) s"; grep -E "eval at step|train_runtime|Error" "$OUT/train.log" | tail -20
-cp /tmp/run/adapter/adapter_model.safetensors "$OUT/adapter_model.safetensors"
-tar -C /tmp/run -cf "$OUT/meta.tar" adapter/adapter_config.json adapter/stance.json stance.json config.json
+
+names=()
+while [ $# -ge 2 ]; do
+  name=$1; overrides=$2; shift 2; names+=("$name")
+  # shellcheck disable=SC2086  # the overrides are words on purpose
+  python3 -m stance train --config configs/default.yaml --set model.base=runs/bases/all-mpnet-base-v2 \
+    --set "training.output_dir=/tmp/run-$name" $overrides > "$OUT/$name.log" 2>&1 &
+  echo $! > "/tmp/pid-$name"
+done
+while :; do
+  running=0
+  for name in "${names[@]}"; do kill -0 "$(cat /tmp/pid-$name)" 2>/dev/null && running=1; done
+  [ $running = 0 ] && break
+  if [ $(( $(date +%s) - T0 )) -ge "$DEADLINE" ]; then
+    for name in "${names[@]}"; do kill "$(cat /tmp/pid-$name)" 2>/dev/null && echo "$name stopped at the deadline"; done
+    sleep 3; break
+  fi
+  sleep 2
+done
+for name in "${names[@]}"; do
+  run=/tmp/run-$name
+  grep -E "eval at step .*mean|train_runtime|Error" "$OUT/$name.log" | tail -8 | sed "s/^/$name: /"
+  if [ -f "$run/adapter/adapter_model.safetensors" ] && [ -f "$run/adapter/stance.json" ]; then
+    cp "$run/adapter/adapter_model.safetensors" "$OUT/$name.adapter.safetensors"
+    tar -C "$run" -cf "$OUT/$name.meta.tar" adapter/adapter_config.json adapter/stance.json stance.json config.json
+  else
+    newest=$(ls -d "$run"/checkpoints/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -1)
+    [ -n "$newest" ] && tar -C "$(dirname "$newest")" -cf "$OUT/$name.checkpoint.tar" --exclude=optimizer.pt \
+      --exclude=scheduler.pt --exclude='rng_state*' "$(basename "$newest")" && echo "$name: sent $(basename "$newest")"
+  fi
+done
 echo "done at $(( $(date +%s) - T0 )) s"
