@@ -9,6 +9,8 @@ stance torch fp32 reference, and macro-F1 on the rows' gold labels.
     python benchmarks/throughput.py                      # short (SICK) and article (FNC-1) pairs
     python benchmarks/throughput.py --memory             # RSS of streaming 10k vs 1M generated rows
     python benchmarks/throughput.py --whole-process      # whole commands, start-up included
+    python benchmarks/throughput.py --device cuda --batch-size 128 --tile 10 \
+        --systems pipeline crossencoder crossencoder-bf16 stance-torch   # on a GPU (rows repeated 10x)
 Prints a table and writes benchmarks/results/throughput.json (memory.json for --memory,
 whole_process.json for --whole-process; --output names another file).
 
@@ -25,6 +27,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,14 +39,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STANCE_DATA_DIR", REPO.parent / "shared" / "data"))
 CACHE = REPO / "benchmarks" / ".cache"
-SYSTEMS = ("pipeline", "crossencoder", "stance-torch", "stance-onnx", "stance-onnx-int8")
+SYSTEMS = ("pipeline", "crossencoder", "crossencoder-bf16", "stance-torch", "stance-onnx", "stance-onnx-int8")
 WORKLOADS = {
     "short": {"file": "sick/test.jsonl", "rows": 2000, "max_length": 128},
     "articles": {"file": "fnc1/dev.jsonl", "rows": 300, "max_length": 256},
 }
 
 
-def load_rows(workload: str) -> tuple[list[str], list[str], list[str]]:
+def load_rows(workload: str, tile: int = 1) -> tuple[list[str], list[str], list[str]]:
+    """The workload's rows, repeated ``tile`` times (a GPU scores 2,000 short pairs in well under a
+    second: too short to time)."""
     spec = WORKLOADS[workload]
     premises, hypotheses, labels = [], [], []
     with open(DATA / spec["file"], encoding="utf-8") as handle:
@@ -54,7 +59,7 @@ def load_rows(workload: str) -> tuple[list[str], list[str], list[str]]:
             labels.append(row["label"])
             if len(premises) == spec["rows"]:
                 break
-    return premises, hypotheses, labels
+    return premises * tile, hypotheses * tile, labels * tile
 
 
 def full_model_dir(model: str = "default") -> Path:
@@ -72,37 +77,44 @@ def full_model_dir(model: str = "default") -> Path:
     return target
 
 
-def worker(system: str, workload: str, model_dir: str, out: str) -> None:
-    """Run one system on one workload; writes timings and probabilities (canonical order) to ``out``."""
+def worker(system: str, workload: str, model_dir: str, out: str, device: str, batch_size: str, tile: str) -> None:
+    """Run one system on one workload; writes timings and probabilities (canonical order) to ``out``.
+
+    Each system runs at its own default precision on ``device`` (stance: bf16 autocast on CUDA;
+    the pipeline and CrossEncoder: fp32), except ``crossencoder-bf16`` (weights loaded in bf16).
+    """
     import torch
 
     from stance.model import LABELS
 
-    premises, hypotheses, _ = load_rows(workload)
+    batch_size, tile = int(batch_size), int(tile)
+    premises, hypotheses, _ = load_rows(workload, tile)
     max_length = WORKLOADS[workload]["max_length"]
     pairs = list(zip(premises, hypotheses, strict=True))
     if system == "pipeline":
         from transformers import pipeline
 
-        pipe = pipeline("text-classification", model=model_dir, device=-1, top_k=None)
+        pipe = pipeline("text-classification", model=model_dir, device=0 if device == "cuda" else -1, top_k=None)
         inputs = [{"text": p, "text_pair": h} for p, h in pairs]
 
         def run(batch):
-            outputs = pipe(batch, batch_size=32, truncation=True, max_length=max_length)
+            outputs = pipe(batch, batch_size=batch_size, truncation=True, max_length=max_length)
             return np.array([[{d["label"]: d["score"] for d in o}[label] for label in LABELS] for o in outputs])
 
         run(inputs[:32])
         started = time.perf_counter()
         probabilities = run(inputs)
-    elif system == "crossencoder":
+    elif system.startswith("crossencoder"):
         from sentence_transformers import CrossEncoder
 
-        encoder = CrossEncoder(model_dir, device="cpu", max_length=max_length)
+        kwargs = {"model_kwargs": {"dtype": torch.bfloat16}} if system == "crossencoder-bf16" else {}
+        encoder = CrossEncoder(model_dir, device=device, max_length=max_length, **kwargs)
         order = [encoder.model.config.label2id[label] for label in LABELS]
 
         def run(batch):
-            logits = encoder.predict(batch, batch_size=32, show_progress_bar=False)
-            return torch.softmax(torch.as_tensor(logits, dtype=torch.float64), -1).numpy()[:, order]
+            logits = encoder.predict(batch, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=False)
+            logits = torch.stack(list(logits)) if isinstance(logits, list) else torch.as_tensor(logits)
+            return torch.softmax(logits.detach().to("cpu", torch.float64), -1).numpy()[:, order]
 
         run(pairs[:32])
         started = time.perf_counter()
@@ -111,10 +123,12 @@ def worker(system: str, workload: str, model_dir: str, out: str) -> None:
         from stance.model import StanceClassifier
 
         backend = system.removeprefix("stance-")
-        classifier = StanceClassifier.from_pretrained(model_dir, device="cpu", backend=backend, max_length=max_length)
+        classifier = StanceClassifier.from_pretrained(model_dir, device=device, backend=backend, max_length=max_length)
         classifier.predict(pairs[:32])
         started = time.perf_counter()
-        probabilities = classifier.predict(pairs, batch_size=32).probabilities
+        probabilities = classifier.predict(pairs, batch_size=batch_size).probabilities
+    if device == "cuda":
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     np.save(out + ".npy", probabilities)
     Path(out + ".json").write_text(json.dumps({"seconds": seconds, "rows": len(pairs), "peak_rss_mb": peak_rss_mb()}))
@@ -124,6 +138,10 @@ def machine_facts() -> dict:
     """The CPU the numbers were measured on: int8 and fp32 speed depend on its vector units
     (AVX2 only vs. AVX-512 / VNNI / AMX), so tables from different machines do not compare."""
     facts = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True,
+                         check=False) if shutil.which("nvidia-smi") else None  # fmt: skip
+    if gpu is not None and gpu.returncode == 0:
+        facts["gpus"] = gpu.stdout.split("\n")[:-1]
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -143,14 +161,26 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
-def run_worker(system: str, workload: str, model_dir: Path, scratch: Path) -> tuple[dict, np.ndarray]:
+def run_worker(
+    system: str, workload: str, model_dir: Path, scratch: Path, device: str, batch_size: int, tile: int
+) -> tuple[dict, np.ndarray]:
     out = str(scratch / f"{system}-{workload}")
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "true", "TRANSFORMERS_VERBOSITY": "error"}
-    subprocess.run([sys.executable, __file__, "--worker", system, workload, str(model_dir), out], check=True, env=env)
+    command = [sys.executable, __file__, "--worker", system, workload, str(model_dir), out, device]
+    subprocess.run(command + [str(batch_size), str(tile)], check=True, env=env)
     return json.loads(Path(out + ".json").read_text()), np.load(out + ".npy")
 
 
-def throughput(systems: list[str], workloads: list[str], model: str = "default") -> dict:
+def throughput(
+    systems: list[str],
+    workloads: list[str],
+    model: str = "default",
+    *,
+    device: str = "cpu",
+    batch_size: int = 32,
+    tile: int = 1,
+) -> dict:
+    """Warm-loop pairs/s of each system on each workload (rows repeated ``tile`` times)."""
     from stance.eval.metrics import classification_metrics
     from stance.model import LABEL2ID, StanceClassifier
 
@@ -158,12 +188,15 @@ def throughput(systems: list[str], workloads: list[str], model: str = "default")
     for backend in ("onnx", "onnx-int8"):  # build the cached exports outside the timed runs
         if f"stance-{backend}" in systems:
             StanceClassifier.from_pretrained(model_dir, device="cpu", backend=backend)
-    results = {"machine": machine_facts(), "runs": []}
+    results = {"machine": machine_facts(), "device": device, "batch_size": batch_size, "tile": tile, "runs": []}
     with tempfile.TemporaryDirectory() as scratch:
         for workload in workloads:
-            _, _, gold = load_rows(workload)
+            _, _, gold = load_rows(workload, tile)
             gold_ids = [LABEL2ID[g] for g in gold]
-            outputs = {system: run_worker(system, workload, model_dir, Path(scratch)) for system in systems}
+            outputs = {
+                system: run_worker(system, workload, model_dir, Path(scratch), device, batch_size, tile)
+                for system in systems
+            }
             reference = outputs["stance-torch"][1].argmax(1) if "stance-torch" in outputs else None
             base = outputs["pipeline"][0] if "pipeline" in outputs else None
             for system, (timing, probabilities) in outputs.items():
@@ -359,7 +392,7 @@ def render(results: dict) -> str:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker(*sys.argv[2:6])
+        worker(*sys.argv[2:9])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS)
@@ -373,6 +406,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", default="default", help="model to time: default, fast, or a directory")
     parser.add_argument("--output", type=Path, help="JSON file to write (default: by mode, in benchmarks/results/)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the warm loop runs")
+    parser.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass, every system")
+    parser.add_argument("--tile", type=int, default=1, help="repeat each workload's rows this many times")
     args = parser.parse_args()
     if args.whole_process:
         results = whole_process(args.whole_systems, args.sizes, args.articles, args.repeats, args.model)
@@ -383,7 +419,9 @@ def main() -> int:
         path = REPO / "benchmarks" / "results" / "memory.json"
         print(f"RSS growth from {args.memory_rows[0]:,} to {args.memory_rows[-1]:,} rows: {results['growth_mb']} MB")
     else:
-        results = throughput(args.systems, args.workloads, args.model)
+        results = throughput(
+            args.systems, args.workloads, args.model, device=args.device, batch_size=args.batch_size, tile=args.tile
+        )
         path = REPO / "benchmarks" / "results" / "throughput.json"
         print(render(results))
     path = args.output or path

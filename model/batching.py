@@ -140,6 +140,19 @@ def token_counts(tokenizer, texts: Sequence[str]) -> list[int]:
     return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
 
+CPU_TOKEN_BUDGET = 16_384  # padded tokens per batch: 32 rows x 512, or 128 x 128
+
+
+def default_token_budget(device_type: str) -> int | None:
+    """Padded tokens per batch when the caller sets no budget, by where the model runs.
+
+    On the CPU, :data:`CPU_TOKEN_BUDGET`: long articles go in smaller batches. On a GPU, none:
+    the batch size the caller chose decides. The CPU budget cut 128-row batches of 256-token
+    articles to 64 rows on an H200, where the CrossEncoder ran the full 128.
+    """
+    return None if device_type == "cuda" else CPU_TOKEN_BUDGET
+
+
 def length_sorted_batches(
     lengths: np.ndarray, max_batch_size: int, token_budget: int | None = None
 ) -> list[np.ndarray]:

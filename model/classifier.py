@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from stance.model.batching import (
     EncodedPairs,
     collate,
     collate_numpy,
+    default_token_budget,
     encode_pairs,
     length_sorted_batches,
     progress_bar,
@@ -49,8 +50,6 @@ if TYPE_CHECKING:
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 LONG_TEXT_MODES = ("truncate", "window", "evidence")
-
-DEFAULT_TOKEN_BUDGET = 16_384  # padded tokens per batch: 32 rows x 512, or 128 x 128
 
 
 @dataclass
@@ -392,18 +391,22 @@ class StanceClassifier:
         encoded: EncodedPairs,
         *,
         batch_size: int = 32,
-        token_budget: int | None = DEFAULT_TOKEN_BUDGET,
+        token_budget: int | None | Literal["auto"] = "auto",
         progress=None,
     ) -> np.ndarray:
         """Raw logits (N, 3) in ``LABELS`` order, rows in input order (float32).
 
-        Rows are length-sorted into batches and padded per batch; ``progress`` is an
-        optional tqdm bar updated with the number of rows done.
+        Rows are length-sorted into batches and padded per batch; a batch holds at most
+        ``batch_size`` rows and ``token_budget`` padded tokens (``"auto"``: a budget on the CPU,
+        none on a GPU; see :func:`default_token_budget`). ``progress`` is an optional tqdm bar
+        updated with the number of rows done.
         """
         output = np.empty((len(encoded), len(LABELS)), dtype=np.float32)
         if len(encoded) == 0:
             return output
         pad_id = int(self.tokenizer.pad_token_id)
+        if token_budget == "auto":
+            token_budget = default_token_budget(getattr(self.device, "type", str(self.device)))
         batches = length_sorted_batches(encoded.lengths, batch_size, token_budget)
         if self._onnx is not None:
             for indices in batches:
@@ -477,7 +480,7 @@ class StanceClassifier:
             pairs: a list of (premise, hypothesis) tuples, or a list of premises when
                 ``hypotheses`` is given.
             hypotheses: the hypotheses, parallel to ``pairs``, or None.
-            batch_size: most pairs per forward pass (batches also respect a token budget).
+            batch_size: most pairs per forward pass (on the CPU, batches also respect a token budget).
             symmetric: also score (hypothesis, premise) and average the two probability
                 rows, so the answer does not depend on which text came first. Only
                 contradiction is symmetric: a support pair reversed usually is not, so this

@@ -319,3 +319,24 @@ def test_file_hashes_are_remembered_and_renewed_when_a_file_changes(tmp_path, ti
     assert {k: v for k, v in changed.items() if k != "config.json"} == {
         k: v for k, v in first.items() if k != "config.json"
     }
+
+
+def test_the_token_budget_caps_cpu_batches_and_a_gpu_runs_the_batch_size_asked(tiny_classifier, monkeypatch):
+    """On an H200 the CPU budget halved 128-row batches of 256-token articles; a GPU keeps them whole."""
+    from stance.model import batching, classifier
+
+    lengths = np.full(300, 256)
+    on_cpu = batching.length_sorted_batches(lengths, 128, batching.default_token_budget("cpu"))
+    on_gpu = batching.length_sorted_batches(lengths, 128, batching.default_token_budget("cuda"))
+    assert max(map(len, on_cpu)) == 64 and max(map(len, on_gpu)) == 128
+    budgets = []
+    real = classifier.length_sorted_batches
+
+    def recording(lengths, batch_size, token_budget):
+        budgets.append(token_budget)
+        return real(lengths, batch_size, token_budget)
+
+    monkeypatch.setattr(classifier, "length_sorted_batches", recording)
+    tiny_classifier.logits(tiny_classifier.encode(["a man plays"], ["a man"]))
+    tiny_classifier.logits(tiny_classifier.encode(["a man plays"], ["a man"]), token_budget=None)
+    assert budgets == [batching.CPU_TOKEN_BUDGET, None]

@@ -69,7 +69,7 @@ def finalize_checkpoint(checkpoint: str | Path, run: str | Path | None, config, 
         # A LoRA checkpoint holds PEFT's files alone: give it the run's record (its base) to load.
         adapter.mkdir(parents=True, exist_ok=True)
         for name in ("adapter_model.safetensors", "adapter_config.json"):
-            shutil.copy2(checkpoint / name, adapter / name)
+            shutil.copyfile(checkpoint / name, adapter / name)  # new files: modes by the umask
         _portable_adapter_config(adapter / "adapter_config.json", config.model.base)
         metadata.save(adapter)
     classifier = StanceClassifier.from_pretrained(adapter or checkpoint, device="cpu")

@@ -7,20 +7,12 @@
 # NAME.log. A run still going at DEADLINE seconds (from the start of this script) is stopped, and its
 # newest checkpoint comes back instead (NAME.checkpoint.tar, no optimizer state), to be finished on
 # the CPU with `python -m stance.training.finalize_checkpoint`.
-# Budget: alone, 1,500 steps took 102 s of training and 200 s in all on an H200; setup takes 11-19 s.
+# Budget on an H200: setup takes 11-19 s; alone, 1,500 steps took 102 s of training; two runs at once
+# (3,000 and 3,600 steps, an evaluation every 1,500 / 1,800) trained in 261 s and 322 s.
 set -u
 T0=$(date +%s)
 DEADLINE=${DEADLINE:-540}
-export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 TOKENIZERS_PARALLELISM=true
-mkdir -p /tmp/p; [ -f /tmp/p/part_a ] || cp .dp1/part_a /tmp/p/; [ -f /tmp/p/part_b ] || cp .dp2/part_b /tmp/p/
-cat /tmp/p/part_a /tmp/p/part_b > /tmp/base.q.safetensors || exit 3
-rm -rf runs/bases/all-mpnet-base-v2 && mkdir -p runs/bases && cp -r .dp3/basecfg runs/bases/all-mpnet-base-v2
-python3 .dp3/transfer.py dequantize /tmp/base.q.safetensors runs/bases/all-mpnet-base-v2/model.safetensors || exit 4
-tar -C /tmp -xJf .dp3/data.tar.xz && mkdir -p ../shared && ln -sfn /tmp/data ../shared/data || exit 5
-python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .dp3/*.whl || exit 6
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --upgrade --target /tmp/site . || exit 7
-# PYTHONSAFEPATH: without it the checkout's stance/ shadows the installed package (model/ is mapped in).
-export PYTHONPATH=/tmp/site STANCE_DATA_DIR=/tmp/data PYTHONSAFEPATH=1
+source .dp3/setup.sh
 echo "setup done after $(( $(date +%s) - T0 )) s"
 
 names=()

@@ -7,7 +7,11 @@ what a call copies into /tmp while it stays warm, 30 s):
     python benchmarks/device/transfer.py pack --base <all-mpnet-base-v2 folder> --data ../shared/data
     # run 1: carry .dp1, command: mkdir -p /tmp/p && cp .dp1/part_a /tmp/p/
     # run 2: carry .dp2, command: mkdir -p /tmp/p && cp .dp2/part_b /tmp/p/
-    # run 3: carry .dp3, command: bash .dp3/train.sh --set training.max_steps=1500
+    # run 3: carry .dp3, command (one or more recipes at once, each a NAME then its overrides):
+    #   DEADLINE=510 bash .dp3/train.sh s3600 "--set training.max_steps=3600 --set training.eval_steps=1800"
+    # a run stopped at DEADLINE sends its newest checkpoint instead: finish it here with
+    #   python -m stance.training.finalize_checkpoint <checkpoint> --config configs/default.yaml --set ...
+    # or, for GPU timings of the default instead of training: bash .dp3/bench.sh --batch-size 128 --tile 10
 (add /.dp1/ /.dp2/ /.dp3/ to .git/info/exclude; while packing, the 58 MB of tracked model files must
 not travel: `git rm -r --cached model/fast model/default benchmarks/reference` and exclude them, then
 `git reset` and `git add` them back afterwards.)
@@ -108,8 +112,12 @@ def pack(base: Path, data: Path, scratch: Path) -> None:
         + wheels,
         check=True,
     )
-    shutil.copy2(HERE / "transfer.py", folders[2] / "transfer.py")
-    shutil.copy2(HERE / "train.sh", folders[2] / "train.sh")
+    for script in ("transfer.py", "setup.sh", "train.sh", "bench.sh"):
+        shutil.copy2(HERE / script, folders[2] / script)
+    # bench.sh times the embedded default: its adapter travels here, since model/ must not.
+    shutil.copytree(
+        REPO / "model" / "default", folders[2] / "default", ignore=shutil.ignore_patterns("onnx", "README.md")
+    )
     for folder in folders:
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         print(f"{folder.name}: {size / 2**20:.1f} MiB")
