@@ -43,6 +43,7 @@ REFERENCE = REPO / "benchmarks" / "reference" / "default-v1"
 SPLITS = {
     "statements": ("dev", "test"),
     "statements_parties": ("dev",),
+    "statements_attempts": ("dev",),
     "mnli_taxinli": ("dev", "test"),
     "snli_counterfactual": ("dev",),
     "negation_nli": ("dev",),
@@ -55,9 +56,10 @@ SPLITS = {
     "ibm_claim_stance": ("dev", "test"),
 }
 TWO_CLASS = {"perspectrum", "ibm_claim_stance"}
-# Ours, in benchmarks/data: the statement sets, and two parties' statements side by side
-# (statements_parties_dev.jsonl, written for the case of the Kremlin/Zelenskyy example).
-OURS = {"statements", "statements_parties"}
+# Ours, in benchmarks/data: the statement sets, two parties' statements side by side
+# (statements_parties_dev.jsonl, written for the case of the Kremlin/Zelenskyy example), and an
+# attempt asserted as fact against the accused's denial (statements_attempts_dev.jsonl).
+OURS = {"statements", "statements_parties", "statements_attempts"}
 
 
 def split_path(name: str, split: str) -> Path:

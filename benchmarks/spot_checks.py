@@ -27,6 +27,7 @@ FILES = {
 LABELLED = {
     "statements dev": REPO / "benchmarks" / "data" / "statements_dev.jsonl",
     "statements_parties dev": REPO / "benchmarks" / "data" / "statements_parties_dev.jsonl",
+    "statements_attempts dev": REPO / "benchmarks" / "data" / "statements_attempts_dev.jsonl",
     "statements test": REPO / "benchmarks" / "data" / "statements_test.jsonl",
 }
 
