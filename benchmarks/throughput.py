@@ -82,6 +82,7 @@ def worker(system: str, workload: str, model_dir: str, out: str, device: str, ba
 
     Each system runs at its own default precision on ``device`` (stance: bf16 autocast on CUDA;
     the pipeline and CrossEncoder: fp32), except ``crossencoder-bf16`` (weights loaded in bf16).
+    On CUDA the ``agreement_with_fp32`` column compares with stance-torch, which is bf16 there.
     """
     import torch
 
@@ -410,6 +411,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass, every system")
     parser.add_argument("--tile", type=int, default=1, help="repeat each workload's rows this many times")
     args = parser.parse_args()
+    if args.device == "cuda" and any(system.startswith("stance-onnx") for system in args.systems):
+        parser.error("--device cuda times the torch systems only; leave the stance-onnx* systems out")
     if args.whole_process:
         results = whole_process(args.whole_systems, args.sizes, args.articles, args.repeats, args.model)
         path = REPO / "benchmarks" / "results" / "whole_process.json"

@@ -146,7 +146,8 @@ CPU_TOKEN_BUDGET = 16_384  # padded tokens per batch: 32 rows x 512, or 128 x 12
 def default_token_budget(device_type: str) -> int | None:
     """Padded tokens per batch when the caller sets no budget, by where the model runs.
 
-    On the CPU, :data:`CPU_TOKEN_BUDGET`: long articles go in smaller batches. On a GPU, none:
+    On the CPU (and any device but CUDA), :data:`CPU_TOKEN_BUDGET`: long articles go in smaller
+    batches. On a CUDA GPU, none:
     the batch size the caller chose decides. The CPU budget cut 128-row batches of 256-token
     articles to 64 rows on an H200, where the CrossEncoder ran the full 128.
     """

@@ -287,7 +287,7 @@ class StanceClassifier:
 
         onnx_path = find_export(local, quantize=backend == "onnx-int8")
         # An adapter directory holds neither tokenizer nor architecture: both are its base's,
-        # and its head is stance's own (canonical labels), as _load_adapter sets them.
+        # and its head's outputs are named as _load_adapter names them (_adapter_head_id2label).
         files = adapter_base_dir(local) if is_adapter_dir(local) else local
         if onnx_path is None or files is None or not (files / "tokenizer.json").is_file():
             return None
@@ -656,9 +656,14 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
 
     # The adapter holds its head's weights, not their names: a base with an NLI head kept it in
     # training, in the base's own output order, so the names come from the base as they did then.
-    id2label = _adapter_head_id2label(
-        AutoConfig.from_pretrained(base_source, trust_remote_code=trust_remote_code).id2label, metadata
-    )
+    try:
+        base_config = AutoConfig.from_pretrained(base_source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(
+            f"{directory}: cannot read the config of its base {metadata.base_model} ({error}); "
+            "install or download that base, or fix base_model in the adapter's stance.json"
+        ) from None
+    id2label = _adapter_head_id2label(base_config.id2label, metadata)
 
     # The base has no classification head (the adapter brings it): transformers' load report
     # about the "missing" head is expected here, so it is silenced for this one load.

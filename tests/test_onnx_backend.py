@@ -158,17 +158,20 @@ def test_a_read_only_model_directory_caches_its_export_in_the_user_cache(tmp_pat
 
 
 def tiny_adapter_dir(root, base_dir):
-    """A LoRA adapter with its head on a tiny base, saved as `stance train` exports one."""
+    """A LoRA adapter with its head on a tiny base, saved as `stance train` exports one (the base's
+    NLI head is kept in its own order, entailment/neutral/contradiction, as training keeps it)."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from stance.model.labels import ID2LABEL, LABEL2ID
+    from stance.model.labels import trained_head_id2label
     from stance.model.metadata import StanceMetadata
 
     torch.manual_seed(1)
+    id2label = trained_head_id2label(AutoConfig.from_pretrained(base_dir).id2label)
+    label2id = {label: index for index, label in id2label.items()}
     base = AutoModelForSequenceClassification.from_pretrained(
-        base_dir, num_labels=3, id2label=ID2LABEL, label2id=LABEL2ID, ignore_mismatched_sizes=True
+        base_dir, num_labels=3, id2label=id2label, label2id=label2id, ignore_mismatched_sizes=True
     )
     config = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], modules_to_save=["classifier"])
     peft_model = get_peft_model(base, config)
@@ -256,3 +259,13 @@ def test_an_int8_export_that_moves_labels_is_retried_with_7_bit_weights_then_ref
     monkeypatch.setattr(onnx_backend, "_label_agreement", agreement_of([0.40, 0.94]))
     StanceClassifier.from_pretrained(model, device="cpu", backend="onnx-int8")
     assert len(calls) == 2 and list((model / "onnx").glob("model-int8pc-*.onnx")), "the 7-bit export passes"
+
+
+def test_an_adapter_whose_base_cannot_be_read_is_a_clear_error(tmp_path, tiny_model_dir):
+    from stance.model.metadata import StanceMetadata
+
+    adapter = tiny_adapter_dir(tmp_path, tiny_model_dir)
+    (tmp_path / "empty-base").mkdir()
+    StanceMetadata(base_model=str(tmp_path / "empty-base"), max_length=64).save(adapter)
+    with pytest.raises(ModelLoadError, match=r"cannot read the config of its base .*empty-base"):
+        StanceClassifier.from_pretrained(adapter, device="cpu")

@@ -28,8 +28,9 @@ def finalize_checkpoint(checkpoint: str | Path, run: str | Path | None, config, 
     """Write ``checkpoint`` as a model directory at ``output``; returns ``output``.
 
     ``config`` is the run's recipe: a ``StanceConfig`` or the path of its YAML file. ``run`` is the
-    run directory whose ``stance.json`` is reused; None (or a run without one) builds the record
-    from ``config`` and the data as it is now, as ``stance train`` would have (training time unknown).
+    run directory whose ``stance.json`` is reused; None builds the record from ``config`` and the
+    data as it is now, as ``stance train`` would have, except that the training time is unknown and
+    the library versions are this machine's.
     """
     from stance.model import StanceClassifier
     from stance.model.errors import ConfigError
@@ -55,9 +56,13 @@ def finalize_checkpoint(checkpoint: str | Path, run: str | Path | None, config, 
     logged = logged_evaluation(state["log_history"], step)
     if not any(key.startswith("eval_") for key in logged):
         raise ConfigError(f"{checkpoint}: the run's log has no evaluation at step {step}")
+    if run is not None and not (Path(run) / "stance.json").exists():
+        raise ConfigError(
+            f"{run}: no stance.json; pass the run directory, or leave --run out for a run that never saved"
+        )
     config = load_config(config) if isinstance(config, str | Path) else config
     prepared = prepare_data(config)
-    if run is not None and (Path(run) / "stance.json").exists():
+    if run is not None:
         metadata = StanceMetadata.load(run)  # the run's recipe, fingerprints and versions
         metadata.temperature = 1.0
         metadata.metrics = {"dev": dev_metrics_record(logged)}

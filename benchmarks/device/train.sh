@@ -3,6 +3,7 @@
 # stance, then train configs/default.yaml once per NAME with that run's --set overrides, all runs at
 # once on the one GPU (a run alone leaves it mostly idle: 74 ms a step is Python and launch overhead).
 #   DEADLINE=540 bash .dp3/train.sh long3k "--set training.max_steps=3000" long4k "--set training.max_steps=4000"
+# Each run's overrides are split on spaces: write list values without them ([q,v], not [q, v]).
 # Each run's adapter, metadata and log come back in $OUT as NAME.adapter.safetensors, NAME.meta.tar,
 # NAME.log. A run still going at DEADLINE seconds (from the start of this script) is stopped, and its
 # newest checkpoint comes back instead (NAME.checkpoint.tar, no optimizer state), to be finished on
@@ -12,10 +13,14 @@
 set -u
 T0=$(date +%s)
 DEADLINE=${DEADLINE:-540}
+if [ $# -eq 0 ] || [ $(( $# % 2 )) -ne 0 ]; then
+  echo "usage: train.sh NAME \"--set key=value ...\" [NAME \"--set ...\"]... (got $# arguments)" >&2; exit 2
+fi
 source .dp3/setup.sh
 echo "setup done after $(( $(date +%s) - T0 )) s"
 
 names=()
+set -f  # overrides such as model.lora.target_modules=[q, v] are words, not file patterns
 while [ $# -ge 2 ]; do
   name=$1; overrides=$2; shift 2; names+=("$name")
   # shellcheck disable=SC2086  # the overrides are words on purpose
@@ -23,13 +28,14 @@ while [ $# -ge 2 ]; do
     --set "training.output_dir=/tmp/run-$name" $overrides > "$OUT/$name.log" 2>&1 &
   echo $! > "/tmp/pid-$name"
 done
+set +f
 while :; do
   running=0
   for name in "${names[@]}"; do kill -0 "$(cat /tmp/pid-$name)" 2>/dev/null && running=1; done
   [ $running = 0 ] && break
   if [ $(( $(date +%s) - T0 )) -ge "$DEADLINE" ]; then
     for name in "${names[@]}"; do kill "$(cat /tmp/pid-$name)" 2>/dev/null && echo "$name stopped at the deadline"; done
-    sleep 3; break
+    wait; break
   fi
   sleep 2
 done
@@ -40,7 +46,9 @@ for name in "${names[@]}"; do
     cp "$run/adapter/adapter_model.safetensors" "$OUT/$name.adapter.safetensors"
     tar -C "$run" -cf "$OUT/$name.meta.tar" adapter/adapter_config.json adapter/stance.json stance.json config.json
   else
-    newest=$(ls -d "$run"/checkpoints/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -1)
+    # The newest complete checkpoint (Trainer writes trainer_state.json last), by step number.
+    newest=$(for d in "$run"/checkpoints/checkpoint-*; do [ -f "$d/trainer_state.json" ] && echo "${d##*-} $d"; done \
+      | sort -n | tail -1 | cut -d' ' -f2-)
     [ -n "$newest" ] && tar -C "$(dirname "$newest")" -cf "$OUT/$name.checkpoint.tar" --exclude=optimizer.pt \
       --exclude=scheduler.pt --exclude='rng_state*' "$(basename "$newest")" && echo "$name: sent $(basename "$newest")"
   fi
