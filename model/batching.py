@@ -147,9 +147,9 @@ def default_token_budget(device_type: str) -> int | None:
     """Padded tokens per batch when the caller sets no budget, by where the model runs.
 
     On the CPU (and any device but CUDA), :data:`CPU_TOKEN_BUDGET`: long articles go in smaller
-    batches. On a CUDA GPU, none:
-    the batch size the caller chose decides. The CPU budget cut 128-row batches of 256-token
-    articles to 64 rows on an H200, where the CrossEncoder ran the full 128.
+    batches. On a CUDA GPU, none: the batch size the caller chose decides. The CPU budget cut
+    128-row batches of 256-token articles to 64 rows on an H200, where the CrossEncoder ran the
+    full 128.
     """
     return None if device_type == "cuda" else CPU_TOKEN_BUDGET
 

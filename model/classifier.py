@@ -664,6 +664,7 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
             "install or download that base, or fix base_model in the adapter's stance.json"
         ) from None
     id2label = _adapter_head_id2label(base_config.id2label, metadata)
+    label2id = {label: index for index, label in id2label.items()}
 
     # The base has no classification head (the adapter brings it): transformers' load report
     # about the "missing" head is expected here, so it is silenced for this one load.
@@ -676,7 +677,7 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
             trust_remote_code=trust_remote_code,
             num_labels=len(LABELS),
             id2label=id2label,
-            label2id={label: index for index, label in id2label.items()},
+            label2id=label2id,
         )
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -688,8 +689,7 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
             merged = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
     except (ValueError, OSError, RuntimeError) as error:
         raise ModelLoadError(f"{directory}: cannot apply the adapter to {metadata.base_model} ({error})") from None
-    merged.config.id2label = dict(id2label)
-    merged.config.label2id = {label: index for index, label in id2label.items()}
+    merged.config.id2label, merged.config.label2id = dict(id2label), dict(label2id)
     tokenizer_source = directory if (directory / "tokenizer_config.json").exists() else base_source
     return merged, load_tokenizer(str(tokenizer_source), trust_remote_code=trust_remote_code)
 

@@ -22,7 +22,7 @@ from transformers.trainer_callback import ProgressCallback
 from stance.eval.metrics import classification_metrics
 from stance.model.classifier import StanceClassifier
 from stance.model.errors import ConfigError
-from stance.model.labels import LABELS, nli_head_order, trained_head_id2label
+from stance.model.labels import LABELS, trained_head_id2label
 from stance.model.loading import is_adapter_dir, load_hf_model, load_tokenizer, resolve_model_source
 from stance.model.metadata import StanceMetadata, library_versions
 from stance.training.config import StanceConfig
@@ -89,15 +89,12 @@ def _build_model_from(config: StanceConfig, source: str):
         base_config = AutoConfig.from_pretrained(source, trust_remote_code=config.model.trust_remote_code)
     except (OSError, ValueError) as error:
         raise ConfigError(f"model.base {config.model.base!r}: cannot read its config ({error})") from None
-    base_id2label = getattr(base_config, "id2label", None)
-    # A base with a 3-way NLI head keeps it, its outputs named canonically in its own order;
-    # loading an adapter onto that base names them the same way (trained_head_id2label).
-    id2label = trained_head_id2label(base_id2label, config.model.label_map)
-    overrides = {"id2label": id2label, "label2id": {label: index for index, label in id2label.items()}}
-    head_order = nli_head_order(base_id2label, config.model.label_map)
-    if head_order is None:
-        overrides["num_labels"] = len(LABELS)  # a new head, in LABELS order
-        head_order = list(range(len(LABELS)))
+    # A base with a 3-way NLI head keeps it, its outputs named canonically in its own order (else
+    # a new head, in LABELS order); loading an adapter onto that base names them the same way.
+    id2label = trained_head_id2label(getattr(base_config, "id2label", None), config.model.label_map)
+    label2id = {label: index for index, label in id2label.items()}
+    head_order = [label2id[label] for label in LABELS]
+    overrides = {"num_labels": len(LABELS), "id2label": id2label, "label2id": label2id}
     if config.model.attention_dropout is not None:
         # Attention dropout is very expensive on CPU (1.3-3.5x slower training, measured).
         overrides["attention_probs_dropout_prob"] = config.model.attention_dropout
