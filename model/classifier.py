@@ -293,7 +293,9 @@ class StanceClassifier:
             return None
         config = json.loads((files / "config.json").read_text(encoding="utf-8"))
         if files != local:
-            config["id2label"] = _adapter_head_id2label(config.get("id2label"), metadata)
+            # As AutoConfig reads a config.json without id2label (the torch path): LABEL_0, ...
+            base_id2label = config.get("id2label") or {i: f"LABEL_{i}" for i in range(config.get("num_labels", 2))}
+            config["id2label"] = _adapter_head_id2label(base_id2label, metadata)
         tokenizer = PairTokenizer.from_dir(local if (local / "tokenizer.json").is_file() else files)
         _set_max_length(metadata, max_length, local, config.get("max_position_embeddings"), tokenizer.model_max_length)
         classifier = cls(

@@ -269,3 +269,29 @@ def test_an_adapter_whose_base_cannot_be_read_is_a_clear_error(tmp_path, tiny_mo
     StanceMetadata(base_model=str(tmp_path / "empty-base"), max_length=64).save(adapter)
     with pytest.raises(ModelLoadError, match=r"cannot read the config of its base .*empty-base"):
         StanceClassifier.from_pretrained(adapter, device="cpu")
+
+
+def test_an_adapter_on_a_base_config_without_id2label_gets_the_same_labels_from_its_export(tmp_path, tiny_model_dir):
+    """A config.json with num_labels 3 and no id2label reads as LABEL_0..2 in transformers; the
+    torch-free path must name the head as the torch path does (here through a recorded label_map)."""
+    import json
+
+    from stance.model.metadata import StanceMetadata
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model_dir, base)
+    config = json.loads((base / "config.json").read_text())
+    config.pop("id2label"), config.pop("label2id")
+    config["num_labels"] = 3
+    (base / "config.json").write_text(json.dumps(config))
+    adapter = tiny_adapter_dir(tmp_path, base)
+    label_map = {"LABEL_0": "neutral", "LABEL_1": "support", "LABEL_2": "contradict"}
+    StanceMetadata(base_model=str(base), max_length=64, training={"model": {"label_map": label_map}}).save(adapter)
+    torch_path = StanceClassifier.from_pretrained(adapter, device="cpu")
+    assert torch_path.model.config.id2label == {0: "neutral", 1: "support", 2: "contradict"}
+    StanceClassifier.from_pretrained(adapter, device="cpu", backend="onnx")  # builds the export
+    onnx_path = StanceClassifier.from_pretrained(adapter, device="cpu", backend="onnx")
+    assert onnx_path.model is None
+    np.testing.assert_allclose(
+        onnx_path.predict(PAIRS).probabilities, torch_path.predict(PAIRS).probabilities, atol=1e-5
+    )
