@@ -70,6 +70,8 @@ def test_bad_values(tmp_path):
         load_config(write(tmp_path, "data:\n  train: [{path: a.jsonl}]\n  test: [{path: b.jsonl, in_mean: false}]\n"))
     with pytest.raises(ConfigError, match="every set has in_mean: false"):
         load_config(write(tmp_path, "data:\n  train: [{path: a.jsonl}]\n  dev: [{path: b.jsonl, in_mean: false}]\n"))
+    with pytest.raises(ConfigError, match="early_stopping_patience: 2 needs evaluations, but eval_strategy is 'no'"):
+        load_config(write(tmp_path, BASE), ["training.eval_strategy='no'", "training.early_stopping_patience=2"])
 
 
 def test_resolved_config_round_trips(tmp_path):

@@ -295,3 +295,69 @@ def test_report_only_dev_sets_are_logged_but_not_averaged(monkeypatch):
     assert results["eval_small_macro_f1"] == 0.2
     stance_trainer.report_only = frozenset()
     assert stance_trainer.evaluate()["eval_mean_macro_f1"] == pytest.approx(1.6 / 3)
+
+
+def test_training_continues_a_lora_adapter_as_the_same_adapter_on_its_base(tmp_path, data_dir, tiny_model_dir):
+    """`model.base: <adapter>` with LoRA on keeps training that adapter: the result is again a small
+    adapter on the original base (loadable where that base is), not one on a merged model that
+    exists only on the training machine; the run records what it started from."""
+    import torch
+    from safetensors.torch import load_file
+
+    from stance.model.errors import ConfigError
+    from stance.model.metadata import StanceMetadata
+    from stance.training import trainer
+
+    def recipe(base, output, *extra):
+        return load_config(
+            REPO / "configs" / "sick.yaml",
+            [
+                f"model.base={base}",
+                "model.lora.enabled=true",
+                "model.lora.r=4",
+                "model.lora.alpha=8",
+                "model.lora.target_modules=[query, value]",
+                f"data.train.0.path={data_dir / 'sick' / 'train.jsonl'}",
+                "data.train.0.max_rows=64",
+                f"data.dev=[{{path: {data_dir / 'sick' / 'dev.jsonl'}, name: a, max_rows: 32}}]",
+                "training.max_steps=2",
+                "training.batch_size=8",
+                "training.learning_rate=0.05",
+                "training.eval_strategy='no'",
+                "training.early_stopping_patience=null",
+                "model.max_length=32",
+                f"training.output_dir={output}",
+                *extra,
+            ],
+        )
+
+    first = trainer.train(recipe(tiny_model_dir, tmp_path / "first")) / "adapter"
+    pairs = [("A man is playing a guitar.", "A man plays music."), ("A dog runs.", "A cat sleeps.")]
+
+    model, tokenizer, recorded, _ = trainer._build_model(recipe(first, tmp_path / "unused"))
+    assert recorded == str(tiny_model_dir), "the base recorded is the adapter's own, not the adapter"
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert trainable and all("lora_" in name or "classifier" in name for name in trainable)
+    batch = tokenizer([p for p, _ in pairs], [h for _, h in pairs], return_tensors="pt", padding=True)
+    reference = StanceClassifier.from_pretrained(first, device="cpu")
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            model.eval()(**batch).logits.numpy(), reference.model(**batch).logits.numpy(), atol=1e-5
+        )
+
+    second = trainer.train(recipe(first, tmp_path / "second")) / "adapter"
+    adapter_config = json.loads((second / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str(tiny_model_dir) and adapter_config["r"] == 4
+    metadata = StanceMetadata.load(second)
+    assert metadata.base_model == str(tiny_model_dir)
+    started = metadata.training["continued_from"]
+    assert started["model"] == str(first) and len(started["sha256"]["adapter_model.safetensors"]) == 64
+    before, after = load_file(first / "adapter_model.safetensors"), load_file(second / "adapter_model.safetensors")
+    assert before.keys() == after.keys(), "the same adapter, with the same tensors"
+    assert any(not torch.equal(before[name], after[name]) for name in before), "and it trained"
+    merged = StanceClassifier.from_pretrained(second.parent, device="cpu").predict(pairs)
+    loaded = StanceClassifier.from_pretrained(second, device="cpu").predict(pairs)
+    np.testing.assert_allclose(loaded.probabilities, merged.probabilities, atol=1e-5)
+
+    with pytest.raises(ConfigError, match=r"LoRA adapter of another shape: r 4 \(recipe: 8\).*lora.enabled: false"):
+        trainer._build_model(recipe(first, tmp_path / "unused", "model.lora.r=8"))

@@ -479,6 +479,11 @@ def validate_config(config: StanceConfig) -> None:
         raise ConfigError(f"training.eval_strategy: expected epoch, steps or no, got {config.training.eval_strategy!r}")
     if config.training.eval_strategy == "steps" and not config.training.eval_steps:
         raise ConfigError("training.eval_steps: required when eval_strategy is 'steps'")
+    if config.training.eval_strategy == "no" and config.training.early_stopping_patience:
+        raise ConfigError(
+            f"training.early_stopping_patience: {config.training.early_stopping_patience} needs evaluations, "
+            "but eval_strategy is 'no'; set eval_strategy to epoch or steps, or early_stopping_patience: null"
+        )
 
 
 def _field_help(cls: type) -> dict[str, str]:

@@ -75,7 +75,7 @@ def finalize_checkpoint(checkpoint: str | Path, run: str | Path | None, config, 
         adapter.mkdir(parents=True, exist_ok=True)
         for name in ("adapter_model.safetensors", "adapter_config.json"):
             shutil.copyfile(checkpoint / name, adapter / name)  # new files: modes by the umask
-        _portable_adapter_config(adapter / "adapter_config.json", config.model.base)
+        _portable_adapter_config(adapter / "adapter_config.json", metadata.base_model)
         metadata.save(adapter)
     classifier = StanceClassifier.from_pretrained(adapter or checkpoint, device="cpu")
     classifier.metadata = metadata

@@ -9,6 +9,7 @@ versions and dev metrics. Under ``torchrun``/``accelerate launch`` only rank 0 w
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import time
@@ -23,9 +24,15 @@ from stance.eval.metrics import classification_metrics
 from stance.model.classifier import StanceClassifier
 from stance.model.errors import ConfigError
 from stance.model.labels import LABELS, trained_head_id2label
-from stance.model.loading import is_adapter_dir, load_hf_model, load_tokenizer, resolve_model_source
+from stance.model.loading import (
+    is_adapter_dir,
+    load_hf_model,
+    load_tokenizer,
+    model_fingerprint,
+    resolve_model_source,
+)
 from stance.model.metadata import StanceMetadata, library_versions
-from stance.training.config import StanceConfig
+from stance.training.config import LoraConfig, StanceConfig
 from stance.training.data import PairData, PreparedData, prepare_data
 
 logger = logging.getLogger(__name__)
@@ -66,9 +73,17 @@ def _collator(tokenizer):
 
 
 def _build_model(config: StanceConfig):
+    """Build the model to train: ``(model, tokenizer, recorded_base, head_order)``.
+
+    ``recorded_base`` is the base named in the saved stance.json and adapter config: the
+    recipe's ``model.base``, except when an adapter is continued (its own base, which
+    loaders fetch; the recipe's name would point at the adapter itself).
+    """
     source = resolve_model_source(config.model.base)
     if not is_adapter_dir(Path(source)):
         return _build_model_from(config, source)
+    if config.model.lora.enabled:
+        return _continue_adapter(config, Path(source))
     # An adapter directory (the embedded default is one) is merged into its base and saved as a
     # plain model, so it continues training like any other checkpoint. The files may go once
     # loaded: the loaded tensors do not depend on them (a mapped file outlives its unlinking).
@@ -79,7 +94,63 @@ def _build_model(config: StanceConfig):
         classifier.save_pretrained(merged)
         del classifier
         model, tokenizer, _, head_order = _build_model_from(config, merged)
-    return model, tokenizer, source, head_order
+    return model, tokenizer, config.model.base, head_order
+
+
+def adapter_shape_mismatches(adapter_config: dict, lora: LoraConfig) -> list[str]:
+    """How a saved adapter's shape differs from the recipe's ``model.lora`` (empty: it matches).
+
+    Rank, scaling and target layers define what the adapter is; dropout only acts in training,
+    so the recipe's dropout is used without comparison.
+    """
+    differences = []
+    if adapter_config.get("r") != lora.r:
+        differences.append(f"r {adapter_config.get('r')} (recipe: {lora.r})")
+    if adapter_config.get("lora_alpha") != lora.alpha:
+        differences.append(f"alpha {adapter_config.get('lora_alpha')} (recipe: {lora.alpha})")
+    saved_targets = adapter_config.get("target_modules") or []
+    if sorted(saved_targets) != sorted(lora.target_modules):
+        differences.append(f"target_modules {sorted(saved_targets)} (recipe: {sorted(lora.target_modules)})")
+    return differences
+
+
+def _continue_adapter(config: StanceConfig, adapter_dir: Path):
+    """Keep training a LoRA adapter as the same adapter on the same base.
+
+    Merging it and adding a fresh adapter would leave an adapter whose base exists nowhere but
+    on this machine; continuing keeps what ships (a few MB on a base users install) and keeps
+    the adapter's head naming (its recorded ``label_map``, as the loaders read it).
+    """
+    import json
+
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import PeftModel
+
+    metadata = StanceMetadata.load(adapter_dir)
+    if not metadata.base_model:
+        raise ConfigError(f"model.base {config.model.base!r}: the adapter's stance.json names no base_model")
+    adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    mismatches = adapter_shape_mismatches(adapter_config, config.model.lora)
+    if mismatches:
+        raise ConfigError(
+            f"model.base {config.model.base!r} is a LoRA adapter of another shape: {'; '.join(mismatches)}. "
+            "Continuing an adapter keeps its shape: set model.lora to match it, or set model.lora.enabled: "
+            "false to merge it into its base and train every weight"
+        )
+    recorded_label_map = (metadata.training.get("model") or {}).get("label_map")
+    base_model_config = dataclasses.replace(
+        config.model,
+        base=metadata.base_model,
+        label_map=config.model.label_map or recorded_label_map,
+        lora=dataclasses.replace(config.model.lora, enabled=False),
+    )
+    model, tokenizer, _, head_order = _build_model_from(
+        dataclasses.replace(config, model=base_model_config), resolve_model_source(metadata.base_model)
+    )
+    saved = PeftLoraConfig.from_pretrained(str(adapter_dir))
+    saved.lora_dropout = config.model.lora.dropout  # dropout only acts in training: the recipe's
+    model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True, config=saved)
+    return model, tokenizer, metadata.base_model, head_order
 
 
 def _build_model_from(config: StanceConfig, source: str):
@@ -224,7 +295,7 @@ def train(config: StanceConfig, prepared: PreparedData | None = None) -> Path:
     train_data, train_prints, dev_sets = prepared.train, prepared.train_prints, prepared.dev
     logger.info("training rows: %d %s", len(train_data), train_data.label_counts())
 
-    model, tokenizer, source, head_order = _build_model(config)
+    model, tokenizer, _, head_order = _build_model(config)
     max_length = config.model.max_length
     if config.model.long_text == "evidence":
         # Train on what prediction will show the model: the same sentence selection.
@@ -266,7 +337,7 @@ def train(config: StanceConfig, prepared: PreparedData | None = None) -> Path:
     metrics = final_dev_metrics(trainer) if has_dev else {}
     output = Path(config.training.output_dir)
     if trainer.is_world_process_zero():
-        _save(trainer.model, tokenizer, config, source, train_prints, dev_sets, metrics, time.time() - started, output)
+        _save(trainer.model, tokenizer, config, train_prints, dev_sets, metrics, time.time() - started, output)
         if prepared.test:
             _score_test_sets(output, prepared.test, config)
         if not config.training.keep_checkpoints:
@@ -427,18 +498,43 @@ def _metrics_in_canonical_order(head_order: list[int]):
     return compute_metrics
 
 
+def recorded_base(config: StanceConfig) -> str:
+    """The base a model trained from ``config`` names in its stance.json and adapter config.
+
+    The recipe's ``model.base``, except for a continued LoRA adapter: its own base, which the
+    loaders fetch (the recipe's name points at the adapter itself, and ``default`` moves).
+    """
+    source = Path(resolve_model_source(config.model.base))
+    if config.model.lora.enabled and is_adapter_dir(source):
+        return StanceMetadata.load(source).base_model or config.model.base
+    return config.model.base
+
+
 def run_metadata(
     config: StanceConfig, train_prints: dict, dev_sets: dict, metrics: dict, seconds: float | None
 ) -> StanceMetadata:
     """What a trained model records about its run: the resolved recipe, data fingerprints, dev
-    metrics (as Trainer logged them) and library versions. ``seconds`` is None when unknown."""
+    metrics (as Trainer logged them) and library versions. ``seconds`` is None when unknown.
+
+    A run that started from an adapter directory also keeps that model's name and the SHA-256
+    of its adapter weights as ``training.continued_from`` (``default`` names another model
+    once the default is replaced).
+    """
     dev_prints = {name: prints for _, (_, prints) in dev_sets.items() for name, prints in prints.items()}
+    started_from = {}
+    source = Path(resolve_model_source(config.model.base))
+    if is_adapter_dir(source):
+        started_from["continued_from"] = {
+            "model": config.model.base,
+            "sha256": model_fingerprint(source, ["adapter_model.safetensors"]),
+        }
     return StanceMetadata(
-        base_model=config.model.base,
+        base_model=recorded_base(config),
         max_length=config.model.max_length,
         long_text=config.model.long_text,
         evidence_ranker=config.model.evidence_ranker,
         training=config.to_dict()
+        | started_from
         | {
             "train_rows": sum(p["rows_used"] for p in train_prints.values()),
             "train_seconds": None if seconds is None else round(seconds, 1),
@@ -449,13 +545,13 @@ def run_metadata(
     )
 
 
-def _save(model, tokenizer, config, source, train_prints, dev_sets, metrics, seconds, output: Path) -> None:
+def _save(model, tokenizer, config, train_prints, dev_sets, metrics, seconds, output: Path) -> None:
     metadata = run_metadata(config, train_prints, dev_sets, metrics, seconds)
     if config.model.lora.enabled:
         adapter_dir = output / ADAPTER_DIR
         adapter_dir.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(adapter_dir, safe_serialization=True)
-        _portable_adapter_config(adapter_dir / "adapter_config.json", config.model.base)
+        _portable_adapter_config(adapter_dir / "adapter_config.json", metadata.base_model)
         model = model.merge_and_unload()
     # Calibrate where the model trained: on a GPU run, moving the model to the CPU first made
     # scoring the dev sets take minutes (two device runs were cut off there).
