@@ -246,7 +246,7 @@ class StanceClassifier:
             if fast is not None:
                 return fast
         if local.exists() and is_adapter_dir(local):
-            model, tokenizer = _load_adapter(local, metadata, trust_remote_code=trust_remote_code)
+            model, tokenizer = _load_adapter(local, metadata, trust_remote_code=trust_remote_code, label_map=label_map)
         else:
             model = load_hf_model(source, trust_remote_code=trust_remote_code, require_all_weights=True)
             tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
@@ -295,7 +295,7 @@ class StanceClassifier:
         if files != local:
             # As AutoConfig reads a config.json without id2label (the torch path): LABEL_0, ...
             base_id2label = config.get("id2label") or {i: f"LABEL_{i}" for i in range(config.get("num_labels", 2))}
-            config["id2label"] = _adapter_head_id2label(base_id2label, metadata)
+            config["id2label"] = _adapter_head_id2label(base_id2label, metadata, label_map)
         tokenizer = PairTokenizer.from_dir(local if (local / "tokenizer.json").is_file() else files)
         _set_max_length(metadata, max_length, local, config.get("max_position_embeddings"), tokenizer.model_max_length)
         classifier = cls(
@@ -646,8 +646,11 @@ def _remove_stale_weights(target: Path, written: set[str]) -> None:
     index.unlink()
 
 
-def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_code: bool):
-    """Load an adapter directory onto its base model and merge it (plain weights after)."""
+def _load_adapter(
+    directory: Path, metadata: StanceMetadata, *, trust_remote_code: bool, label_map: Mapping[str, str] | None = None
+):
+    """Load an adapter directory onto its base model and merge it (plain weights after).
+    ``label_map`` names the base head's outputs where stance.json records no label_map."""
     from peft import PeftModel
 
     if not metadata.base_model:
@@ -665,7 +668,7 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
             f"{directory}: cannot read the config of its base {metadata.base_model} ({error}); "
             "install or download that base, or fix base_model in the adapter's stance.json"
         ) from None
-    id2label = _adapter_head_id2label(base_config.id2label, metadata)
+    id2label = _adapter_head_id2label(base_config.id2label, metadata, label_map)
     label2id = {label: index for index, label in id2label.items()}
 
     # The base has no classification head (the adapter brings it): transformers' load report
@@ -696,8 +699,11 @@ def _load_adapter(directory: Path, metadata: StanceMetadata, *, trust_remote_cod
     return merged, load_tokenizer(str(tokenizer_source), trust_remote_code=trust_remote_code)
 
 
-def _adapter_head_id2label(base_id2label, metadata: StanceMetadata) -> dict[int, str]:
+def _adapter_head_id2label(
+    base_id2label, metadata: StanceMetadata, label_map: Mapping[str, str] | None = None
+) -> dict[int, str]:
     """Canonical names of an adapter's head outputs, from its base's labels and the label_map
-    it was trained with (recorded in stance.json)."""
-    label_map = ((metadata.training or {}).get("model") or {}).get("label_map")
+    it was trained with (recorded in stance.json), or the caller's ``label_map`` where given
+    (an adapter trained outside stance records none)."""
+    label_map = label_map or ((metadata.training or {}).get("model") or {}).get("label_map")
     return trained_head_id2label(base_id2label, label_map)

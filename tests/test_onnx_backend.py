@@ -157,9 +157,11 @@ def test_a_read_only_model_directory_caches_its_export_in_the_user_cache(tmp_pat
     assert cache == onnx_backend._cache_dir(model_copy, ""), "the same directory always maps to the same cache"
 
 
-def tiny_adapter_dir(root, base_dir):
+def tiny_adapter_dir(root, base_dir, label_map=None):
     """A LoRA adapter with its head on a tiny base, saved as `stance train` exports one (the base's
-    NLI head is kept in its own order, entailment/neutral/contradiction, as training keeps it)."""
+    NLI head is kept in its own order, entailment/neutral/contradiction, as training keeps it).
+    ``label_map`` names a head of other names; like an adapter trained outside stance, the
+    adapter does not record it."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -168,7 +170,7 @@ def tiny_adapter_dir(root, base_dir):
     from stance.model.metadata import StanceMetadata
 
     torch.manual_seed(1)
-    id2label = trained_head_id2label(AutoConfig.from_pretrained(base_dir).id2label)
+    id2label = trained_head_id2label(AutoConfig.from_pretrained(base_dir).id2label, label_map)
     label2id = {label: index for index, label in id2label.items()}
     base = AutoModelForSequenceClassification.from_pretrained(
         base_dir, num_labels=3, id2label=id2label, label2id=label2id, ignore_mismatched_sizes=True
@@ -213,6 +215,28 @@ def test_an_adapter_directory_runs_from_its_export_without_torch_and_keys_on_its
     moved = StanceClassifier.from_pretrained(adapter, device="cpu", backend="onnx")
     assert moved.model is not None, "a changed base rebuilds the export"
     assert len(list((adapter / "onnx").glob("model-fp32-*.onnx"))) == 2
+
+
+def test_an_adapter_on_a_head_of_other_names_takes_the_callers_label_map_on_both_paths(tmp_path):
+    """A base head named agree/disagree/discuss, and an adapter that records no label_map: the
+    error asks for label_map=, and label_map= then reaches the head's naming (torch and ONNX)."""
+    from stance.model.errors import LabelMappingError
+    from tests.conftest import build_tiny_model_dir
+
+    base = build_tiny_model_dir(tmp_path / "base", id2label={0: "discuss", 1: "agree", 2: "disagree"}, seed=3)
+    label_map = {"agree": "support", "disagree": "contradict", "discuss": "neutral"}
+    adapter = tiny_adapter_dir(tmp_path, base, label_map)
+    with pytest.raises(LabelMappingError, match="pass label_map="):
+        StanceClassifier.from_pretrained(adapter, device="cpu")
+    torch_path = StanceClassifier.from_pretrained(adapter, device="cpu", label_map=label_map)
+    assert torch_path.model.config.id2label == {0: "neutral", 1: "support", 2: "contradict"}
+    onnx_path = StanceClassifier.from_pretrained(adapter, device="cpu", label_map=label_map, backend="onnx")
+    onnx_again = StanceClassifier.from_pretrained(adapter, device="cpu", label_map=label_map, backend="onnx")
+    assert onnx_again.model is None, "the torch-free path names the head the same way"
+    for other in (onnx_path, onnx_again):
+        np.testing.assert_allclose(
+            other.predict(PAIRS).probabilities, torch_path.predict(PAIRS).probabilities, atol=1e-5
+        )
 
 
 def test_training_can_continue_from_an_adapter_directory(tmp_path, tiny_model_dir):
