@@ -7,7 +7,9 @@
 One panel per dev set, one line per run; ``--reference`` draws another model's dev macro-F1 from a
 benchmarks/quality.py JSON as a dashed level (quality.py scores whole dev splits, while training
 evaluates FNC-1 and ARC on the recipe's max_rows sample, so those two levels are approximate).
-The chart is written beside the JSON with the extension .png.
+The chart is written beside the JSON with the extension .png. ``--continues NAME=STEPS`` places
+a run that continued another model after that model's STEPS (its own step 300 is drawn at
+STEPS + 300), so a later stage extends the curve it started from.
 """
 
 from __future__ import annotations
@@ -76,16 +78,36 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the logs, print a Markdown table of the last evaluation of each run, write JSON and PNG."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="append", required=True, metavar="NAME=LOG", help="a run's name and log")
+    parser.add_argument(
+        "--continues",
+        action="append",
+        default=[],
+        metavar="NAME=STEPS",
+        help="run NAME continued a model trained for STEPS steps: its steps are drawn after those",
+    )
     parser.add_argument("--reference", type=Path, help="a benchmarks/quality.py JSON drawn as dashed levels")
     parser.add_argument("--reference-name", default="fast (MiniLM)", help="legend name of --reference")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/train_curves.json"))
     args = parser.parse_args(argv)
+    offsets = {}
+    for spec in args.continues:
+        name, sep, steps = spec.rpartition("=")
+        if not sep or not name or not steps.isdigit():
+            parser.error(f"--continues {spec!r}: expected NAME=STEPS, e.g. 'stage 3=3600'")
+        offsets[name] = int(steps)
     runs = []
     for spec in args.run:
         name, sep, log = spec.partition("=")
         if not sep or not name or not log:
             parser.error(f"--run {spec!r}: expected NAME=LOG")
-        runs.append({"run": name, "log": log, "evals": parse_log(Path(log))})
+        evals = parse_log(Path(log))
+        for evaluation in evals:
+            evaluation["step"] += offsets.get(name, 0)
+        runs.append(
+            {"run": name, "log": log, "evals": evals} | ({"continues_after": offsets[name]} if name in offsets else {})
+        )
+    if unknown := set(offsets) - {run["run"] for run in runs}:
+        parser.error(f"--continues names no --run: {sorted(unknown)}")
     reference = reference_levels(args.reference) if args.reference else {}
     sets = list(dict.fromkeys(key for run in runs for e in run["evals"] for key in e if key != "step"))
     print("| run | step | " + " | ".join(sets) + " |")
