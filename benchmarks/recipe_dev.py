@@ -24,7 +24,6 @@ def score_models(config_path: str, models: list[str]) -> dict:
     """Per model: per dev set macro-F1 (and contradict F1), and the recipe's mean."""
     from stance.eval.metrics import classification_metrics
     from stance.model.classifier import StanceClassifier
-    from stance.model.labels import LABELS
     from stance.training.config import load_config
     from stance.training.data import prepare_data
 
@@ -37,7 +36,7 @@ def score_models(config_path: str, models: list[str]) -> dict:
         sets = {}
         for name, (data, _) in prepared.dev.items():
             predicted = classifier.predict(list(data.premises), list(data.hypotheses), batch_size=64)
-            metrics = classification_metrics([LABELS[i] for i in data.labels], predicted.labels)
+            metrics = classification_metrics(data.labels, predicted.probabilities.argmax(axis=1))
             sets[name] = {
                 "rows": len(data.labels),
                 "macro_f1": metrics["macro_f1"],
