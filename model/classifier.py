@@ -705,5 +705,5 @@ def _adapter_head_id2label(
     """Canonical names of an adapter's head outputs, from its base's labels and the label_map
     it was trained with (recorded in stance.json), or the caller's ``label_map`` where given
     (an adapter trained outside stance records none)."""
-    label_map = label_map or ((metadata.training or {}).get("model") or {}).get("label_map")
+    label_map = label_map or metadata.trained_label_map
     return trained_head_id2label(base_id2label, label_map)

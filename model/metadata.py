@@ -51,6 +51,11 @@ class StanceMetadata:
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
+    @property
+    def trained_label_map(self) -> dict[str, str] | None:
+        """The ``model.label_map`` the model was trained with (names a base head's outputs), if any."""
+        return ((self.training or {}).get("model") or {}).get("label_map")
+
     def to_json(self) -> str:
         """Serialise with sorted keys so equal metadata gives equal bytes."""
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str) + "\n"

@@ -246,14 +246,14 @@ def test_training_can_continue_from_an_adapter_directory(tmp_path, tiny_model_di
     import torch
 
     from stance.training.config import ModelConfig, StanceConfig
-    from stance.training.trainer import _build_model
+    from stance.training.trainer import _build_model, recorded_base
 
     adapter = tiny_adapter_dir(tmp_path, tiny_model_dir)
     reference = StanceClassifier.from_pretrained(adapter, device="cpu")
     config = dataclasses.replace(StanceConfig(), model=ModelConfig(base=str(adapter), max_length=64))
-    model, tokenizer, source, head_order = _build_model(config)
+    model, tokenizer, head_order = _build_model(config)
     # The tiny base's head is (entailment, neutral, contradiction): the adapter's head keeps that order.
-    assert source == str(adapter) and head_order == [0, 2, 1], "the merged head keeps its base's order"
+    assert recorded_base(config) == str(adapter) and head_order == [0, 2, 1], "the merged head keeps its base's order"
     batch = tokenizer(["the police confirmed it"], ["it was confirmed"], return_tensors="pt")
     with torch.no_grad():
         np.testing.assert_allclose(

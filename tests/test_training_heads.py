@@ -14,6 +14,23 @@ from stance.training.config import load_config
 from tests.conftest import REPO, build_tiny_model_dir
 
 
+def tiny_lora_overrides(data_dir, base, output, *extra: str) -> list[str]:
+    """`configs/sick.yaml` overrides for a 2-step LoRA run on the tiny model and 64 SICK rows."""
+    return [
+        f"model.base={base}",
+        "model.lora.enabled=true",
+        "model.lora.target_modules=[query, value]",
+        f"data.train.0.path={data_dir / 'sick' / 'train.jsonl'}",
+        "data.train.0.max_rows=64",
+        f"data.dev=[{{path: {data_dir / 'sick' / 'dev.jsonl'}, name: a, max_rows: 32}}]",
+        "training.max_steps=2",
+        "training.batch_size=8",
+        "model.max_length=32",
+        f"training.output_dir={output}",
+        *extra,
+    ]
+
+
 def test_head_order_detection():
     from transformers import BertConfig
 
@@ -237,20 +254,9 @@ def test_finalize_checkpoint_rebuilds_a_lora_run_stopped_before_it_saved(tmp_pat
     from stance.training import trainer
     from stance.training.finalize_checkpoint import main
 
-    overrides = [
-        f"model.base={tiny_model_dir}",
-        "model.lora.enabled=true",
-        "model.lora.target_modules=[query, value]",
-        f"data.train.0.path={data_dir / 'sick' / 'train.jsonl'}",
-        "data.train.0.max_rows=64",
-        f"data.dev=[{{path: {data_dir / 'sick' / 'dev.jsonl'}, name: a, max_rows: 32}}]",
-        "training.max_steps=2",
-        "training.batch_size=8",
-        "training.eval_strategy=steps",
-        "training.eval_steps=2",
-        "model.max_length=32",
-        f"training.output_dir={tmp_path / 'out'}",
-    ]
+    overrides = tiny_lora_overrides(
+        data_dir, tiny_model_dir, tmp_path / "out", "training.eval_strategy=steps", "training.eval_steps=2"
+    )
     output = trainer.train(load_config(REPO / "configs" / "sick.yaml", overrides))
     stopped = tmp_path / "stopped" / "checkpoint-2"  # what the cut-off call sent back
     shutil.copytree(output / "checkpoints" / "checkpoint-2", stopped)
@@ -311,31 +317,25 @@ def test_training_continues_a_lora_adapter_as_the_same_adapter_on_its_base(tmp_p
     def recipe(base, output, *extra):
         return load_config(
             REPO / "configs" / "sick.yaml",
-            [
-                f"model.base={base}",
-                "model.lora.enabled=true",
+            tiny_lora_overrides(
+                data_dir,
+                base,
+                output,
                 "model.lora.r=4",
                 "model.lora.alpha=8",
-                "model.lora.target_modules=[query, value]",
-                f"data.train.0.path={data_dir / 'sick' / 'train.jsonl'}",
-                "data.train.0.max_rows=64",
-                f"data.dev=[{{path: {data_dir / 'sick' / 'dev.jsonl'}, name: a, max_rows: 32}}]",
-                "training.max_steps=2",
-                "training.batch_size=8",
                 "training.learning_rate=0.05",
                 "training.eval_strategy='no'",
                 "training.early_stopping_patience=null",
-                "model.max_length=32",
-                f"training.output_dir={output}",
                 *extra,
-            ],
+            ),
         )
 
     first = trainer.train(recipe(tiny_model_dir, tmp_path / "first")) / "adapter"
     pairs = [("A man is playing a guitar.", "A man plays music."), ("A dog runs.", "A cat sleeps.")]
 
-    model, tokenizer, recorded, _ = trainer._build_model(recipe(first, tmp_path / "unused"))
-    assert recorded == str(tiny_model_dir), "the base recorded is the adapter's own, not the adapter"
+    continued = recipe(first, tmp_path / "unused")
+    model, tokenizer, _ = trainer._build_model(continued)
+    assert trainer.recorded_base(continued) == str(tiny_model_dir), "the base recorded is the adapter's own"
     trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
     assert trainable and all("lora_" in name or "classifier" in name for name in trainable)
     batch = tokenizer([p for p, _ in pairs], [h for _, h in pairs], return_tensors="pt", padding=True)

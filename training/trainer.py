@@ -73,11 +73,9 @@ def _collator(tokenizer):
 
 
 def _build_model(config: StanceConfig):
-    """Build the model to train: ``(model, tokenizer, recorded_base, head_order)``.
+    """Build the model to train: ``(model, tokenizer, head_order)``.
 
-    ``recorded_base`` is the base named in the saved stance.json and adapter config: the
-    recipe's ``model.base``, except when an adapter is continued (its own base, which
-    loaders fetch; the recipe's name would point at the adapter itself).
+    The base the saved model names is :func:`recorded_base`'s.
     """
     source = resolve_model_source(config.model.base)
     if not is_adapter_dir(Path(source)):
@@ -93,8 +91,8 @@ def _build_model(config: StanceConfig):
         )
         classifier.save_pretrained(merged)
         del classifier
-        model, tokenizer, _, head_order = _build_model_from(config, merged)
-    return model, tokenizer, config.model.base, head_order
+        model, tokenizer, head_order = _build_model_from(config, merged)
+    return model, tokenizer, head_order
 
 
 def adapter_shape_mismatches(adapter_config: dict, lora: LoraConfig) -> list[str]:
@@ -137,20 +135,19 @@ def _continue_adapter(config: StanceConfig, adapter_dir: Path):
             "Continuing an adapter keeps its shape: set model.lora to match it, or set model.lora.enabled: "
             "false to merge it into its base and train every weight"
         )
-    recorded_label_map = (metadata.training.get("model") or {}).get("label_map")
     base_model_config = dataclasses.replace(
         config.model,
         base=metadata.base_model,
-        label_map=config.model.label_map or recorded_label_map,
+        label_map=config.model.label_map or metadata.trained_label_map,
         lora=dataclasses.replace(config.model.lora, enabled=False),
     )
-    model, tokenizer, _, head_order = _build_model_from(
+    model, tokenizer, head_order = _build_model_from(
         dataclasses.replace(config, model=base_model_config), resolve_model_source(metadata.base_model)
     )
     saved = PeftLoraConfig.from_pretrained(str(adapter_dir))
     saved.lora_dropout = config.model.lora.dropout  # dropout only acts in training: the recipe's
     model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True, config=saved)
-    return model, tokenizer, metadata.base_model, head_order
+    return model, tokenizer, head_order
 
 
 def _build_model_from(config: StanceConfig, source: str):
@@ -187,7 +184,7 @@ def _build_model_from(config: StanceConfig, source: str):
                 target_modules=list(lora.target_modules),
             ),
         )
-    return model, tokenizer, source, head_order
+    return model, tokenizer, head_order
 
 
 def _class_weights(data: PairData, head_order: list[int]) -> torch.Tensor:
@@ -295,7 +292,7 @@ def train(config: StanceConfig, prepared: PreparedData | None = None) -> Path:
     train_data, train_prints, dev_sets = prepared.train, prepared.train_prints, prepared.dev
     logger.info("training rows: %d %s", len(train_data), train_data.label_counts())
 
-    model, tokenizer, _, head_order = _build_model(config)
+    model, tokenizer, head_order = _build_model(config)
     max_length = config.model.max_length
     if config.model.long_text == "evidence":
         # Train on what prediction will show the model: the same sentence selection.
