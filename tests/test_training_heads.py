@@ -361,3 +361,43 @@ def test_training_continues_a_lora_adapter_as_the_same_adapter_on_its_base(tmp_p
 
     with pytest.raises(ConfigError, match=r"LoRA adapter of another shape: r 4 \(recipe: 8\).*lora.enabled: false"):
         trainer._build_model(recipe(first, tmp_path / "unused", "model.lora.r=8"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lora", [False, True])
+def test_calibration_reuses_the_saved_models_own_dev_evaluation(tmp_path, data_dir, monkeypatch, lora):
+    """After training, the temperature is fitted on the logits the chosen evaluation computed, in
+    canonical label order (this base's head is contradiction, entailment, neutral), not by scoring
+    every dev set again; they must be the saved model's logits (with LoRA: the merged model's)."""
+    from stance.training import trainer
+    from stance.training.data import prepare_data
+
+    base = build_tiny_model_dir(
+        tmp_path / "nli-base", id2label={0: "contradiction", 1: "entailment", 2: "neutral"}, seed=5
+    )
+    overrides = tiny_lora_overrides(data_dir, base, tmp_path / "out", f"model.lora.enabled={str(lora).lower()}")
+    overrides.append(
+        f"data.dev=[{{path: {data_dir / 'sick' / 'dev.jsonl'}, name: a, max_rows: 24}},"
+        f" {{path: {data_dir / 'negation_nli' / 'dev.jsonl'}, name: b, max_rows: 20}}]"
+    )
+    config = load_config(REPO / "configs" / "sick.yaml", overrides)
+    handed = []
+    fit = trainer._calibrate
+    monkeypatch.setattr(trainer, "_calibrate", lambda *args: handed.append(args[3]) or fit(*args))
+    output = trainer.train(config)
+    evaluated = handed[0]
+    assert evaluated is not None and evaluated.step == 2
+    assert StanceMetadata_from(output)["dev_logits_from"] == "the evaluation at step 2"
+    saved = StanceClassifier.from_pretrained(output, device="cpu")
+    saved.metadata.temperature = 1.0
+    dev = [data for data, _ in prepare_data(config).dev.values()]
+    premises = [p for data in dev for p in data.premises]
+    hypotheses = [h for data in dev for h in data.hypotheses]
+    assert evaluated.labels.tolist() == [label for data in dev for label in data.labels]
+    rescored = saved.logits(saved.encode(premises, hypotheses))
+    np.testing.assert_allclose(evaluated.logits, rescored, atol=1e-4)
+
+
+def StanceMetadata_from(output) -> dict:
+    """The calibration record a run saved in stance.json."""
+    return json.loads((output / "stance.json").read_text())["metrics"]["calibration"]

@@ -334,7 +334,10 @@ def train(config: StanceConfig, prepared: PreparedData | None = None) -> Path:
     metrics = final_dev_metrics(trainer) if has_dev else {}
     output = Path(config.training.output_dir)
     if trainer.is_world_process_zero():
-        _save(trainer.model, tokenizer, config, train_prints, dev_sets, metrics, time.time() - started, output)
+        dev_logits = evaluated_dev_logits(trainer, list(dev_sets), head_order) if has_dev else None
+        _save(
+            trainer.model, tokenizer, config, train_prints, dev_sets, metrics, time.time() - started, output, dev_logits
+        )
         if prepared.test:
             _score_test_sets(output, prepared.test, config)
         if not config.training.keep_checkpoints:
@@ -365,6 +368,39 @@ def final_dev_metrics(trainer: Trainer) -> dict[str, float]:
     if _logged_name(trainer.args.metric_for_best_model) in logged:
         return logged
     return trainer.evaluate()
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluatedLogits:
+    """Dev logits from the evaluation at ``step`` (canonical label order) and their labels."""
+
+    step: int
+    logits: np.ndarray
+    labels: np.ndarray
+
+
+def evaluated_dev_logits(trainer: StanceTrainer, names: list[str], head_order: list[int]) -> EvaluatedLogits | None:
+    """The dev logits (canonical label order, every dev set in ``names`` order) of the model
+    training ended with, as its own evaluation computed them; None when they cannot stand in
+    for scoring the saved model again.
+
+    That evaluation is the best checkpoint's (or the last step's without dev-based selection).
+    It must have run in this process (a resumed run may have evaluated that checkpoint before)
+    and in fp32: under bf16/fp16 autocast the logits differ from the saved model's, and on a GPU
+    scoring again is quick anyway.
+    """
+    args = trainer.args
+    if args.bf16 or args.fp16 or args.bf16_full_eval or args.fp16_full_eval:
+        return None
+    step = trainer.state.best_global_step if args.load_best_model_at_end else trainer.state.global_step
+    outputs = trainer.dev_outputs.get(step, {})
+    if any(f"eval_{name}" not in outputs for name in names):
+        return None
+    logits = np.concatenate([outputs[f"eval_{name}"][0] for name in names])
+    head_labels = np.concatenate([outputs[f"eval_{name}"][1] for name in names])
+    canonical_of_output = np.argsort(head_order)
+    # head_order[canonical id] is that label's output column: reorder columns to canonical ids.
+    return EvaluatedLogits(step=step, logits=logits[:, head_order], labels=canonical_of_output[head_labels])
 
 
 def logged_evaluation(log_history: list[dict], step: int) -> dict[str, float]:
@@ -460,6 +496,37 @@ class StanceTrainer(Trainer):
     def __init__(self, *args, report_only: set[str] | frozenset[str] = frozenset(), **kwargs):
         super().__init__(*args, **kwargs)
         self.report_only = frozenset(report_only)
+        # step -> dev set prefix ("eval_<name>") -> (logits in head order, head label ids), rows
+        # in dataset order; and the order each dev set was evaluated in (by dataset identity)
+        self.dev_outputs: dict[int, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+        self._eval_orders: dict[int, list[int] | None] = {}
+
+    def _get_eval_sampler(self, eval_dataset):
+        """Trainer's sampler, fixed as a list of row indices: with ``group_by_length`` it
+        evaluates in a length-grouped order, which :meth:`evaluation_loop` undoes."""
+        sampler = super()._get_eval_sampler(eval_dataset)
+        order = None if sampler is None else list(sampler)
+        self._eval_orders[id(eval_dataset)] = order
+        return order
+
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        """Evaluate as Trainer does, keeping each dev set's logits for calibration after training
+        (scoring every dev set again there cost 8 of the 54 minutes of a CPU run)."""
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        dataset = getattr(dataloader, "dataset", None)
+        if logits is None or output.label_ids is None or self.args.world_size > 1 or dataset is None:
+            return output  # several processes shard and gather rows: their order is not kept here
+        logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(output.label_ids)
+        order = self._eval_orders.get(id(dataset)) or list(range(len(dataset)))
+        if len(order) != len(logits) or len(logits) != len(dataset):
+            return output
+        in_dataset_order = np.empty_like(logits), np.empty_like(labels)
+        in_dataset_order[0][order], in_dataset_order[1][order] = logits, labels
+        self.dev_outputs.setdefault(self.state.global_step, {})[metric_key_prefix] = in_dataset_order
+        return output
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         """Evaluate as Trainer does, adding ``<prefix>_mean_macro_f1`` when there are several dev sets."""
@@ -542,7 +609,7 @@ def run_metadata(
     )
 
 
-def _save(model, tokenizer, config, train_prints, dev_sets, metrics, seconds, output: Path) -> None:
+def _save(model, tokenizer, config, train_prints, dev_sets, metrics, seconds, output: Path, dev_logits=None) -> None:
     metadata = run_metadata(config, train_prints, dev_sets, metrics, seconds)
     if config.model.lora.enabled:
         adapter_dir = output / ADAPTER_DIR
@@ -554,7 +621,7 @@ def _save(model, tokenizer, config, train_prints, dev_sets, metrics, seconds, ou
     # scoring the dev sets take minutes (two device runs were cut off there).
     classifier = StanceClassifier(model, tokenizer, metadata, device=next(model.parameters()).device)
     if config.training.calibrate and dev_sets:
-        _calibrate(classifier, [data for data, _ in dev_sets.values()], config.training.eval_batch_size)
+        _calibrate(classifier, [data for data, _ in dev_sets.values()], config.training.eval_batch_size, dev_logits)
     if config.model.lora.enabled:
         metadata.save(output / ADAPTER_DIR)  # after calibration, so the adapter carries the temperature
     tmp_full = output / "model.tmp"
@@ -565,15 +632,25 @@ def _save(model, tokenizer, config, train_prints, dev_sets, metrics, seconds, ou
     logger.info("saved model to %s", output)
 
 
-def _calibrate(classifier: StanceClassifier, dev_sets: list[PairData], batch_size: int) -> None:
-    """Fit the temperature on all dev sets together and record it with the dev ECE."""
+def _calibrate(
+    classifier: StanceClassifier, dev_sets: list[PairData], batch_size: int, evaluated: EvaluatedLogits | None = None
+) -> None:
+    """Fit the temperature on all dev sets together and record it with the dev ECE.
+
+    ``evaluated``: the saved model's dev logits from its evaluation in training, used instead of
+    scoring the dev sets again when their labels are these dev sets' (same rows, same order).
+    """
     from stance.eval.calibration import choose_temperature, softmax
     from stance.eval.metrics import expected_calibration_error
 
-    premises = [p for data in dev_sets for p in data.premises]
-    hypotheses = [h for data in dev_sets for h in data.hypotheses]
     labels = np.asarray([label for data in dev_sets for label in data.labels])
-    logits = classifier.logits(classifier.encode(premises, hypotheses), batch_size=batch_size).astype(np.float64)
+    if evaluated is not None and np.array_equal(evaluated.labels, labels):
+        logits, source = evaluated.logits, f"the evaluation at step {evaluated.step}"
+    else:
+        premises = [p for data in dev_sets for p in data.premises]
+        hypotheses = [h for data in dev_sets for h in data.hypotheses]
+        logits = classifier.logits(classifier.encode(premises, hypotheses), batch_size=batch_size).astype(np.float64)
+        source = "the saved model, scored again"
     choice = choose_temperature(logits, labels)
     temperature = choice["temperature"]
     classifier.metadata.temperature = temperature
@@ -583,9 +660,10 @@ def _calibrate(classifier: StanceClassifier, dev_sets: list[PairData], batch_siz
         "reason": choice["reason"],
         "dev_ece_before": expected_calibration_error(softmax(logits), labels),
         "dev_ece_after": expected_calibration_error(softmax(logits, temperature), labels),
+        "dev_logits_from": source,
     }
     verdict = f"temperature {temperature:.3f} kept" if choice["kept"] else "no temperature kept (T = 1)"
-    print(f"calibration: {verdict} ({choice['reason']})", flush=True)
+    print(f"calibration: {verdict} ({choice['reason']}; dev logits from {source})", flush=True)
 
 
 def _portable_adapter_config(path: Path, base: str) -> None:
