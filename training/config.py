@@ -169,7 +169,8 @@ class TrainingConfig:
         dataloader_num_workers: processes that collate batches (0: the main one).
         bf16: bf16 mixed precision (GPU); null: on when the GPU supports it.
         fp16: fp16 mixed precision (GPU).
-        calibrate: fit the temperature on the pooled dev sets at the end (kept only if held-out NLL improves).
+        calibrate: fit the temperature on the pooled dev sets at the end (kept only if held-out NLL improves),
+            from the chosen evaluation's logits (fp32, one process; else the dev sets are scored again).
         ddp_backend: torch.distributed backend under torchrun (``gloo`` on CPU, ``nccl`` on GPU).
         lr_scheduler_type: transformers scheduler name (linear, cosine, constant_with_warmup, ...).
         max_grad_norm: gradient clipping norm (0: off).
