@@ -401,3 +401,40 @@ def test_calibration_reuses_the_saved_models_own_dev_evaluation(tmp_path, data_d
 def StanceMetadata_from(output) -> dict:
     """The calibration record a run saved in stance.json."""
     return json.loads((output / "stance.json").read_text())["metrics"]["calibration"]
+
+
+def test_calibration_takes_the_logits_of_the_model_training_kept(tmp_path):
+    """The best checkpoint's evaluation when Trainer could load it, the last step's without
+    selection, and none when the kept model may not be the evaluated one (or ran in bf16)."""
+    from types import SimpleNamespace
+
+    from stance.training.trainer import evaluated_dev_logits
+
+    head_order = [1, 0, 2]  # canonical support is output 1, contradict output 0, neutral output 2
+    step_one = {
+        "eval_a": (np.array([[0.0, 1.0, 2.0]]), np.array([1])),
+        "eval_b": (np.array([[3.0, 4.0, 5.0]]), np.array([2])),
+    }
+    step_three = {
+        "eval_a": (np.array([[9.0, 9.0, 9.0]]), np.array([1])),
+        "eval_b": (np.array([[9.0, 9.0, 9.0]]), np.array([2])),
+    }
+    checkpoint = tmp_path / "checkpoint-1"
+    checkpoint.mkdir()
+
+    def fake(best_loaded=True, load_best=True, bf16=False, outputs=None):
+        args = SimpleNamespace(
+            bf16=bf16, fp16=False, bf16_full_eval=False, fp16_full_eval=False, load_best_model_at_end=load_best
+        )
+        state = SimpleNamespace(best_global_step=1, global_step=3, best_model_checkpoint=str(checkpoint))
+        return SimpleNamespace(args=args, state=state, dev_outputs=outputs or {1: step_one, 3: step_three})
+
+    assert evaluated_dev_logits(fake(), ["a", "b"], head_order) is None  # no weights in checkpoint-1
+    (checkpoint / "model.safetensors").write_bytes(b"")
+    chosen = evaluated_dev_logits(fake(), ["a", "b"], head_order)
+    assert chosen.step == 1
+    np.testing.assert_array_equal(chosen.logits, [[1.0, 0.0, 2.0], [4.0, 3.0, 5.0]])
+    assert chosen.labels.tolist() == [0, 2]  # output 1 is support (0), output 2 neutral (2)
+    assert evaluated_dev_logits(fake(load_best=False), ["a", "b"], head_order).step == 3
+    assert evaluated_dev_logits(fake(bf16=True), ["a", "b"], head_order) is None
+    assert evaluated_dev_logits(fake(outputs={1: {"eval_a": step_one["eval_a"]}}), ["a", "b"], head_order) is None

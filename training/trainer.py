@@ -393,6 +393,8 @@ def evaluated_dev_logits(trainer: StanceTrainer, names: list[str], head_order: l
     if args.bf16 or args.fp16 or args.bf16_full_eval or args.fp16_full_eval:
         return None
     step = trainer.state.best_global_step if args.load_best_model_at_end else trainer.state.global_step
+    if step != trainer.state.global_step and not _holds_weights(trainer.state.best_model_checkpoint, step):
+        return None  # Trainer only warns when it cannot load the best checkpoint: it may not be in memory
     outputs = trainer.dev_outputs.get(step, {})
     if any(f"eval_{name}" not in outputs for name in names):
         return None
@@ -401,6 +403,15 @@ def evaluated_dev_logits(trainer: StanceTrainer, names: list[str], head_order: l
     canonical_of_output = np.argsort(head_order)
     # head_order[canonical id] is that label's output column: reorder columns to canonical ids.
     return EvaluatedLogits(step=step, logits=logits[:, head_order], labels=canonical_of_output[head_labels])
+
+
+def _holds_weights(checkpoint: str | None, step: int) -> bool:
+    """Whether ``checkpoint`` is step ``step``'s checkpoint and holds weights Trainer can load."""
+    if checkpoint is None or not checkpoint.endswith(f"-{step}"):
+        return False
+    folder = Path(checkpoint)
+    names = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
+    return any((folder / name).is_file() for name in names)
 
 
 def logged_evaluation(log_history: list[dict], step: int) -> dict[str, float]:
@@ -517,8 +528,11 @@ class StanceTrainer(Trainer):
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
         dataset = getattr(dataloader, "dataset", None)
-        if logits is None or output.label_ids is None or self.args.world_size > 1 or dataset is None:
-            return output  # several processes shard and gather rows: their order is not kept here
+        arrays = isinstance(logits, np.ndarray) and isinstance(output.label_ids, np.ndarray)
+        if not arrays or self.args.world_size > 1 or dataset is None:
+            # several processes shard and gather rows (their order is not kept here); unconcatenated
+            # batches (eval_do_concat_batches off) are lists: scoring again after training covers both
+            return output
         logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(output.label_ids)
         order = self._eval_orders.get(id(dataset)) or list(range(len(dataset)))
         if len(order) != len(logits) or len(logits) != len(dataset):

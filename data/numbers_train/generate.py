@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -52,6 +53,7 @@ HEDGES = {
     "each", "no", "number", "at", "upwards", "whopping", "mere", "surpassed", "surpassing",
     "surpass", "surpasses", "exceeds", "topped", "tops", "hit", "reached", "reaching", "reach",
     "beyond", "plus", "minus", "like", "maybe", "perhaps", "possibly", "several", "much", "many",
+    "probably", "likely", "potentially", "approx", "est", "if", "would", "could", "might",
 }  # fmt: skip
 MONTHS = [
     "January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -67,7 +69,29 @@ NOT_COUNT_NOUNS = {
     "has", "have", "were", "million", "billion", "trillion", "miles", "feet", "metres", "meters",
     "kilometres", "kilometers", "pounds", "dollars", "euros", "degrees", "inches", "mph", "kg",
     "am", "pm", "p", "a", "ms", "s", "th", "st", "nd", "rd", "yards", "points", "goals", "games",
+    "grams", "kilos", "kilograms", "mins", "secs", "hrs", "centuries", "decades", "litres", "liters",
+    "tons", "tonnes", "acres", "hectares", "calories", "ounces", "gallons", "bytes", "megabytes",
+    "gigabytes", "pixels", "mg", "ml", "cm", "mm", "km", "lbs", "knots",
 }  # fmt: skip
+# A plural "noun" after a number that is really a verb ("Chapter 10 considers", "5 shows flames").
+VERBS = {
+    "shows", "says", "considers", "tries", "approaches", "looks", "seems", "remains", "comes", "goes",
+    "makes", "takes", "gets", "means", "includes", "contains", "features", "follows", "describes",
+    "explains", "reveals", "suggests", "is", "was", "has", "does", "marks", "sees", "brings",
+}  # fmt: skip
+# Words that start an object or clause: a "noun" right before one is a verb.
+OBJECT_STARTS = {
+    "the", "a", "an", "its", "his", "her", "their", "it", "him", "them", "us", "me", "what", "how",
+    "whether", "if",
+}  # fmt: skip
+# What may follow "in <year>" when the year dates the clause (not "in 2013 car", a model year).
+AFTER_YEAR = {
+    "and", "but", "when", "after", "before", "to", "for", "by", "as", "the", "with", "from", "at",
+    "on", "in", "while", "that", "which", "who", "because", "during", "amid", "following", "of",
+    "was", "is", "were", "had", "has", "he", "she", "they", "it", "i", "we", "according", "said",
+    "until", "under", "where", "over", "into", "about", "against", "or", "so", "then", "his", "her",
+}  # fmt: skip
+NAMED_DATES = {("September", 11)}  # a date that names an event, not a day
 _NUMBER = r"\d{1,3}(?:,\d{3})+|\d+"
 COUNT = re.compile(rf"(?<![\w$€£.,/:-])({_NUMBER})\s+([a-z]+)\b(?![-/])")
 PERCENT = re.compile(r"(?<![\w$€£.,/:-])(\d+(?:\.\d)?)( ?%| percent| per cent)(?![\w-])")
@@ -86,7 +110,20 @@ class Quantity:
     end: int
     value: float
     render: Callable[[float], str]  # an exact figure of the same unit, e.g. 300 -> "300"
-    fewer: str  # "fewer" for counts, "less" for amounts
+    unit: str  # "count", "percent" or "money"
+
+    @property
+    def fewer(self) -> str:
+        """'fewer' for counts, 'less' for amounts."""
+        return "fewer" if self.unit == "count" else "less"
+
+    def prints_exactly(self, value: float) -> bool:
+        """Whether ``render(value)`` writes ``value`` itself (7.5 people would print as 8)."""
+        return math.isclose(parse_figure(self.render(value)), value, rel_tol=1e-9)
+
+    def allows(self, value: float) -> bool:
+        """A figure this unit can take: a percentage of a whole is at most 100."""
+        return value > 0 and (self.unit != "percent" or value <= 100)
 
 
 def nice_numbers(limit: float) -> Iterator[float]:
@@ -99,15 +136,22 @@ def nice_numbers(limit: float) -> Iterator[float]:
             yield value
 
 
-def nice_below(value: float, ratio: float = 1.0) -> float | None:
-    """Largest round figure strictly below ``value / ratio`` (None when there is none >= 1)."""
-    below = [n for n in nice_numbers(value) if n < value / ratio and n >= 1]
+def nice_below(value: float, ratio: float = 1.0, usable: Callable[[float], bool] = bool) -> float | None:
+    """Largest ``usable`` round figure strictly below ``value / ratio`` (None when there is none >= 1)."""
+    below = [n for n in nice_numbers(value) if n < value / ratio and n >= 1 and usable(n)]
     return below[-1] if below else None
 
 
-def nice_above(value: float, ratio: float = 1.0) -> float:
-    """Smallest round figure strictly above ``value * ratio``."""
-    return next(n for n in nice_numbers(value * ratio * 20 + 10) if n > value * ratio)
+def nice_above(value: float, ratio: float = 1.0, usable: Callable[[float], bool] = bool) -> float:
+    """Smallest ``usable`` round figure strictly above ``value * ratio``."""
+    return next(n for n in nice_numbers(value * ratio * 20 + 10) if n > value * ratio and usable(n))
+
+
+def parse_figure(text: str) -> float:
+    """The value a written figure stands for: '1,250' -> 1250, '$4.2 billion' -> 4.2e9, '7.5%' -> 7.5."""
+    match = re.search(r"(\d[\d,]*(?:\.\d+)?)(?: (million|billion))?", text)
+    scale = {"million": 1e6, "billion": 1e9, None: 1}[match.group(2)]
+    return float(match.group(1).replace(",", "")) * scale
 
 
 def format_count(value: float) -> str:
@@ -149,7 +193,7 @@ def names_something(sentence: str, start: int) -> bool:
     if not before:
         return False
     word = before[-1]
-    return word.endswith(("'s", "’s")) or (word[:1].isupper() and len(before) > 1) or any(c.isupper() for c in word[1:])
+    return word.endswith(("'s", "’s")) or word[:1].isupper() or any(c.isupper() for c in word[1:])
 
 
 def find_quantity(sentence: str) -> Quantity | None:
@@ -158,24 +202,27 @@ def find_quantity(sentence: str) -> Quantity | None:
     for match in MONEY.finditer(sentence):
         scale = {"million": 1e6, "billion": 1e9, None: 1}[match.group(3)]
         value = float(match.group(2)) * scale
-        found.append(Quantity(match.start(), match.end(), value, format_money(match.group(1)), "less"))
+        found.append(Quantity(match.start(), match.end(), value, format_money(match.group(1)), "money"))
     for match in PERCENT.finditer(sentence):
         suffix = match.group(2)
         found.append(
             Quantity(
-                match.start(), match.end(), float(match.group(1)), lambda v, s=suffix: format_decimal(v) + s, "less"
+                match.start(), match.end(), float(match.group(1)), lambda v, s=suffix: format_decimal(v) + s, "percent"
             )
         )
     for match in COUNT.finditer(sentence):
         noun = match.group(2)
         value = float(match.group(1).replace(",", ""))
-        if noun in NOT_COUNT_NOUNS or not (noun.endswith("s") or noun in COUNT_NOUNS_EXTRA):
+        if noun in NOT_COUNT_NOUNS or noun in VERBS or not (noun.endswith("s") or noun in COUNT_NOUNS_EXTRA):
             continue
-        if 1900 <= value <= 2100 and "," not in match.group(1):
+        following = re.findall(r"[a-z']+", sentence[match.end() :].lower())[:1]
+        if following and following[0] in OBJECT_STARTS:
+            continue  # "10 considers the": a verb, not a plural noun
+        if 1000 <= value <= 2100 and "," not in match.group(1):
             continue  # a year, not a count
         if any(q.start <= match.start() < q.end for q in found):
             continue
-        found.append(Quantity(match.start(1), match.end(1), value, format_count, "fewer"))
+        found.append(Quantity(match.start(1), match.end(1), value, format_count, "count"))
     if len(found) != 1 or digit_count(sentence) != digit_count(sentence[found[0].start : found[0].end]):
         return None  # several figures: a rewrite of one could change what another means
     quantity = found[0]
@@ -183,6 +230,8 @@ def find_quantity(sentence: str) -> Quantity | None:
         return None
     if names_something(sentence, quantity.start):
         return None
+    if quantity.unit == "count" and not re.search(r"[a-z]", sentence[: quantity.start].lower()):
+        return None  # a count opening the sentence: often a caption or a list item
     if re.match(r"\s*(?:-|to|or|and)\s*[$€£]?\d", sentence[quantity.end :]):
         return None  # a range
     return quantity
@@ -195,41 +244,55 @@ def replace(sentence: str, quantity: Quantity, text: str) -> str:
     return sentence[: quantity.start] + text + sentence[quantity.end :]
 
 
-def quantity_rewrites(quantity: Quantity, rng: random.Random) -> dict[str, list[tuple[str | None, str]]]:
-    """Per label, (premise figure or None for the exact one, hypothesis figure) choices."""
+def quantity_rewrites(quantity: Quantity, rng: random.Random) -> dict[str, list[tuple[str | None, str | None]]]:
+    """Per label, (premise figure, hypothesis figure) choices; None stands for the figure as the
+    sentence writes it (rendering it again could change it: $9.99 would print as $10)."""
     value, render, fewer = quantity.value, quantity.render, quantity.fewer
-    exact = render(value)
-    low, high = nice_below(value), nice_above(value)
-    far_low, far_high = nice_below(value, 1.3), nice_above(value, 1.3)
+    usable = quantity.prints_exactly
+    low, high = nice_below(value, usable=usable), nice_above(value, usable=usable)
+    far_low, far_high = nice_below(value, 1.3, usable), nice_above(value, 1.3, usable)
     more = ["more than", "over", "at least"]
     less = [f"{fewer} than", "under", "no more than"]
-    choices: dict[str, list[tuple[str | None, str]]] = {"support": [], "contradict": [], "neutral": []}
+    choices: dict[str, list[tuple[str | None, str | None]]] = {"support": [], "contradict": [], "neutral": []}
     if low is not None and low < value:
         choices["support"] += [(None, f"{rng.choice(more)} {render(low)}")]
-        choices["neutral"] += [(f"more than {render(low)}", exact)]
+        choices["neutral"] += [(f"more than {render(low)}", None)]
         # a looser bound follows from a bound; a tighter one does not
-        lower = nice_below(low, 1.5)
+        lower = nice_below(low, 1.5, usable)
         if lower is not None:
             choices["support"] += [(f"more than {render(low)}", f"more than {render(lower)}")]
-        choices["neutral"] += [(f"more than {render(low)}", f"more than {render(nice_above(low, 1.5))}")]
+        choices["neutral"] += [(f"more than {render(low)}", f"more than {render(nice_above(low, 1.5, usable))}")]
         choices["contradict"] += [(f"more than {render(low)}", f"{fewer} than {render(low)}")]
     choices["support"] += [(None, f"{rng.choice(less)} {render(high)}")]
-    choices["neutral"] += [(f"{fewer} than {render(high)}", exact)]
+    choices["neutral"] += [(f"{fewer} than {render(high)}", None)]
     choices["contradict"] += [(None, f"{rng.choice(more)} {render(far_high)}")]
     if far_low is not None:
         choices["contradict"] += [(None, f"{rng.choice(less)} {render(far_low)}")]
         choices["neutral"] += [(f"{fewer} than {render(high)}", f"{fewer} than {render(far_low)}")]
     different = [value * 10, value * 2] + ([value / 10] if value / 10 >= 5 else []) + [value / 2]
-    choices["contradict"] += [(None, render(rng.choice(different)))]
-    return choices
+    different = [figure for figure in different if quantity.allows(figure)]
+    choices["contradict"] += [(None, render(rng.choice(different)))] if different else []
+    # no figure above 100% (a share of a whole), in a premise or a hypothesis
+    return {
+        label: [pair for pair in pairs if all(quantity.allows(parse_figure(text)) for text in pair if text)]
+        for label, pairs in choices.items()
+    }
 
 
-def part_of_month(day: int) -> str:
-    """'early', 'mid' or 'late' for a day of the month."""
-    return "early" if day <= 10 else "mid" if day <= 20 else "late"
+def part_of_month(day: int) -> str | None:
+    """'early', 'mid' or 'late' for a day well inside that part of the month; None near a border
+    (whether the 11th is early or mid, or the 20th mid or late, is a reader's call)."""
+    return "early" if day <= 7 else "mid" if 13 <= day <= 17 else "late" if day >= 24 else None
 
 
-def date_rewrites(sentence: str, rng: random.Random) -> tuple[int, int, dict[str, list[tuple[str | None, str]]]] | None:
+def in_part(part: str, month: str) -> str:
+    """'in early March', 'in mid-March', 'in late March'."""
+    return f"in {part}-{month}" if part == "mid" else f"in {part} {month}"
+
+
+def date_rewrites(
+    sentence: str, rng: random.Random
+) -> tuple[int, int, dict[str, list[tuple[str | None, str | None]]]] | None:
     """Span and per-label rewrites of the sentence's one 'in YYYY' or 'on <day> <Month>', else None."""
     years, dates = list(YEAR.finditer(sentence)), list(DATE.finditer(sentence))
     if len(years) + len(dates) != 1:
@@ -237,13 +300,19 @@ def date_rewrites(sentence: str, rng: random.Random) -> tuple[int, int, dict[str
     match = (years or dates)[0]
     if digit_count(sentence) != digit_count(match.group(0)):
         return None  # another figure in the sentence
-    choices: dict[str, list[tuple[str | None, str]]] = {"support": [], "contradict": [], "neutral": []}
+    choices: dict[str, list[tuple[str | None, str | None]]] = {"support": [], "contradict": [], "neutral": []}
     if years:
         match = years[0]
         year = int(match.group(1))
+        following = re.findall(r"[a-z']+|[^\s\w]", sentence[match.end() :].lower())[:1]
+        if following and following[0].isalpha() and following[0] not in AFTER_YEAR:
+            return None  # "in 2013 car": a model year, not when something happened
         decade = year // 10 * 10
-        other_decade = decade + rng.choice([-20, -10, 10]) if decade + 10 <= 2020 else decade - 10
-        exact = f"in {year}"
+        # "the 2000s" can mean the whole century: never the decade that contradicts a later year
+        other_decades = [
+            d for d in (decade - 20, decade - 10, decade + 10) if d <= 2020 and not (d == 2000 and year >= 2010)
+        ]
+        other_decade = rng.choice(other_decades)
         choices["support"] += [
             (None, f"in the {decade}s"),
             (None, f"before {decade + 10}"),
@@ -254,30 +323,25 @@ def date_rewrites(sentence: str, rng: random.Random) -> tuple[int, int, dict[str
             (None, f"in {year + rng.choice([-7, -4, -3, 3, 4, 7])}"),
             (None, f"before {decade}") if year - decade >= 1 else (None, f"after {year + 5}"),
         ]
-        choices["neutral"] += [(f"in the {decade}s", exact), (f"before {decade + 10}", exact)]
+        choices["neutral"] += [(f"in the {decade}s", None), (f"before {decade + 10}", None)]
         return match.start(), match.end(), choices
     match = dates[0]
     day = int(match.group(1) or match.group(4))
     month = match.group(2) or match.group(3)
     if not 1 <= day <= 31:
         return None
+    if (month, day) in NAMED_DATES:
+        return None
     us_style = match.group(3) is not None
-    exact = match.group(0)
     part = part_of_month(day)
-    other_part = rng.choice([p for p in ("early", "mid", "late") if p != part])
     other_month = rng.choice([m for m in MONTHS if m != month])
     other_day = rng.choice([d for d in range(1, 29) if abs(d - day) >= 4])
     other_exact = f"on {month} {other_day}" if us_style else f"on {other_day} {month}"
-    choices["support"] += [
-        (None, f"in {month}"),
-        (None, f"in {part}-{month}" if part == "mid" else f"in {part} {month}"),
-    ]
-    choices["contradict"] += [
-        (None, f"in {other_month}"),
-        (None, f"in {other_part}-{month}" if other_part == "mid" else f"in {other_part} {month}"),
-        (None, other_exact),
-    ]
-    choices["neutral"] += [(f"in {month}", exact)]
+    choices["support"] += [(None, f"in {month}")] + ([(None, in_part(part, month))] if part else [])
+    choices["contradict"] += [(None, f"in {other_month}"), (None, other_exact)]
+    if day <= 10 or day >= 21:  # only early against late: a border day is not clearly in either
+        choices["contradict"] += [(None, in_part("late" if day <= 10 else "early", month))]
+    choices["neutral"] += [(f"in {month}", None)]
     return match.start(), match.end(), choices
 
 
@@ -345,13 +409,16 @@ def generate(sources: list[Path], groups: int, seed: int) -> list[dict]:
         per_kind[kind] += 1
         group = f"numbers-g{len(rows) // 3 + 1:04d}"
         span = Quantity(start, end, 0.0, str, "")
+        exact = sentence[start:end]
         for label in ("support", "contradict", "neutral"):
             premise_figure, hypothesis_figure = rng.choice(choices[label])
-            premise = sentence if premise_figure is None else replace(sentence, span, premise_figure)
-            hypothesis = replace(sentence, span, hypothesis_figure)
+            premise_figure, hypothesis_figure = premise_figure or exact, hypothesis_figure or exact
+            premise, hypothesis = replace(sentence, span, premise_figure), replace(sentence, span, hypothesis_figure)
             rows.append({
                 "id": f"{group}-{label}", "premise": premise, "hypothesis": hypothesis, "label": label,
                 "kind": "numbers_dates", "topic": "news", "group": group,
+                # what was written in place of the figure: tests re-derive the label from these
+                "premise_figure": premise_figure, "hypothesis_figure": hypothesis_figure,
             })  # fmt: skip
     print("groups by figure:", dict(per_kind.most_common()))
     return rows
@@ -368,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         help="train splits whose premises give the sentences (default: %(default)s)",
     )
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("numbers.jsonl"))
-    parser.add_argument("--groups", type=int, default=1000, help="triplets to write (default 1000)")
+    parser.add_argument("--groups", type=int, default=600, help="triplets to write (default 600)")
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args(argv)
     for source in args.source:
