@@ -5,8 +5,8 @@ Reads quality.json (the default model, all-mpnet-base-v2 + LoRA, and the baselin
 present, quality_fast.json (the MiniLM, `--model fast`, the default until 2026-11-26, run as
 `python benchmarks/quality.py --model fast --no-reference`) and quality_previous_default.json (the
 default when issue 10 was filed, run with --model benchmarks/reference/default-v1 --no-reference),
-and prints one table of macro-F1 per data set and split, one of per-class F1 for the default, and
-the statement sets by kind. The MiniLM's own stages and experiments are in model/fast/README.md.
+and prints one table of macro-F1 per data set and split, one of per-class F1 for the default, the
+statement sets by kind, and the numbers-and-dates set by subkind. The MiniLM's own stages and experiments are in model/fast/README.md.
 """
 
 from __future__ import annotations
@@ -78,6 +78,14 @@ def main() -> int:
                       for split in ("dev", "test") if ("statements", split, "model") in table]  # fmt: skip
             cells = [f"{table[('statements', *c)]['per_kind'][kind]['accuracy']:.3f}" for c in columns]
             print(f"| {kind} | {' / '.join(map(str, counts))} | " + " | ".join(cells) + " |")
+    numbers = [system for system in SYSTEMS if "per_kind" in table.get(("statements_numbers", "dev", system), {})]
+    if numbers:
+        print("\nNumbers and dates dev set by subkind, accuracy:\n")
+        print("| subkind | n | " + " | ".join(TITLES[system] for system in numbers) + " |")
+        print("|---|---:|" + "---:|" * len(numbers))
+        for subkind, value in table[("statements_numbers", "dev", numbers[0])]["per_kind"].items():
+            cells = [f"{table[('statements_numbers', 'dev', s)]['per_kind'][subkind]['accuracy']:.3f}" for s in numbers]
+            print(f"| {subkind} | {value['n']} | " + " | ".join(cells) + " |")
     return 0
 
 
