@@ -39,7 +39,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STANCE_DATA_DIR", REPO.parent / "shared" / "data"))
 CACHE = REPO / "benchmarks" / ".cache"
-SYSTEMS = ("pipeline", "crossencoder", "crossencoder-bf16", "stance-torch", "stance-onnx", "stance-onnx-int8")
+SYSTEMS = (
+    "pipeline", "crossencoder", "crossencoder-bf16", "stance-torch", "stance-torch-bf16", "stance-onnx", "stance-onnx-int8",
+)  # fmt: skip
 WORKLOADS = {
     "short": {"file": "sick/test.jsonl", "rows": 2000, "max_length": 128},
     "articles": {"file": "fnc1/dev.jsonl", "rows": 300, "max_length": 256},
@@ -277,7 +279,7 @@ inputs = [{"text": p, "text_pair": h} for p, h in zip(frame.premise, frame.hypot
 out = pipe(inputs, batch_size=32, truncation=True, max_length=max_length)
 frame.assign(label=[o["label"] for o in out], score=[o["score"] for o in out]).to_parquet(target)
 """
-WHOLE_SYSTEMS = ("pipeline-script", "stance-torch", "stance-onnx", "stance-onnx-int8")
+WHOLE_SYSTEMS = ("pipeline-script", "stance-torch", "stance-torch-bf16", "stance-onnx", "stance-onnx-int8")
 
 
 def whole_process_inputs(scratch: Path, sizes: list[int], articles: int) -> dict[str, Path]:

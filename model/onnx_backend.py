@@ -39,7 +39,6 @@ if TYPE_CHECKING:  # building an export needs torch; running one does not
     import torch
 
 logger = logging.getLogger(__name__)
-BACKENDS = ("torch", "onnx", "onnx-int8")
 _OPSET = 17
 
 

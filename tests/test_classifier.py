@@ -340,3 +340,15 @@ def test_the_token_budget_caps_cpu_batches_and_a_gpu_runs_the_batch_size_asked(t
     tiny_classifier.logits(tiny_classifier.encode(["a man plays"], ["a man"]))
     tiny_classifier.logits(tiny_classifier.encode(["a man plays"], ["a man"]), token_budget=None)
     assert budgets == [batching.CPU_TOKEN_BUDGET, None]
+
+
+def test_torch_bf16_backend_holds_bf16_weights_scores_like_fp32_and_refuses_to_save(tiny_model_dir, tmp_path):
+    reference = StanceClassifier.from_pretrained(tiny_model_dir, device="cpu").predict(PAIRS)
+    bf16 = StanceClassifier.from_pretrained(tiny_model_dir, device="cpu", backend="torch-bf16")
+    assert {parameter.dtype for parameter in bf16.model.parameters()} == {torch.bfloat16}
+    result = bf16.predict(PAIRS)
+    assert result.probabilities.dtype == reference.probabilities.dtype
+    np.testing.assert_allclose(result.probabilities, reference.probabilities, atol=0.02)
+    with pytest.raises(ModelLoadError, match="backend='torch' to save"):
+        bf16.save_pretrained(tmp_path / "saved")
+    assert not (tmp_path / "saved").exists()

@@ -126,7 +126,8 @@ def test_user_errors_exit_2_with_one_line(tmp_path, tiny_model_dir, args, messag
     assert message.format(**values) in lines[0]
 
 
-def test_score_prints_a_table_without_output(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("backend", ["torch", "torch-bf16"])
+def test_score_prints_a_table_without_output(tmp_path, tiny_model_dir, backend):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(
         json.dumps({"premise": "a man is playing", "hypothesis": "a man"})
@@ -134,7 +135,7 @@ def test_score_prints_a_table_without_output(tmp_path, tiny_model_dir):
         + json.dumps({"premise": "", "hypothesis": "x"})
         + "\n"
     )
-    result = run("score", "--model", str(tiny_model_dir), "--input", str(pairs))
+    result = run("score", "--model", str(tiny_model_dir), "--input", str(pairs), "--backend", backend)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["premise", "hypothesis", "label"]
