@@ -640,6 +640,12 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_calibrate(args: argparse.Namespace) -> int:
     _check_common_options(args)
     _check_model_argument(args.model)
+    if args.backend in ("torch-bf16", "onnx-int8"):
+        # The temperature is stored for every backend: fit it on the exact (fp32) logits.
+        raise StanceError(
+            f"--backend {args.backend} changes the logits the temperature is fitted on; calibrate with "
+            "--backend torch (or onnx, which matches it) and the temperature serves every backend"
+        )
     from stance.eval.evaluate import calibrate_classifier
     from stance.model.loading import DEFAULT_MODEL_DIR, resolve_model_source
 

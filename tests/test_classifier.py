@@ -349,6 +349,11 @@ def test_torch_bf16_backend_holds_bf16_weights_scores_like_fp32_and_refuses_to_s
     result = bf16.predict(PAIRS)
     assert result.probabilities.dtype == reference.probabilities.dtype
     np.testing.assert_allclose(result.probabilities, reference.probabilities, atol=0.02)
-    with pytest.raises(ModelLoadError, match="backend='torch' to save"):
+    with pytest.raises(ModelLoadError, match="load it with backend 'torch' \\(--backend torch\\) to save it"):
         bf16.save_pretrained(tmp_path / "saved")
     assert not (tmp_path / "saved").exists()
+    # A model the caller wraps is copied, not cast: their fp32 classifier stays fp32.
+    fp32 = StanceClassifier.from_pretrained(tiny_model_dir, device="cpu")
+    wrapped = StanceClassifier(fp32.model, fp32.tokenizer, fp32.metadata, device="cpu", backend="torch-bf16")
+    assert {parameter.dtype for parameter in wrapped.model.parameters()} == {torch.bfloat16}
+    assert {parameter.dtype for parameter in fp32.model.parameters()} == {torch.float32}

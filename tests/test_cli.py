@@ -113,6 +113,10 @@ def test_train_eval_score_end_to_end(tmp_path, tiny_model_dir, data_dir):
         (("score", "--input", "{pairs}", "--model", "{tmp}/missing-model"), "model directory not found"),
         (("train", "--config", "{tmp}/none.yaml"), "stance train: error: {tmp}/none.yaml: recipe not found"),
         (("train", "--config", "configs/sick.yaml", "--set", "training.epochz=1"), "unknown key(s) ['epochz']"),
+        (
+            ("calibrate", "--model", "{tiny}", "--data", "{pairs}", "--backend", "torch-bf16"),
+            "--backend torch-bf16 changes the logits the temperature is fitted on",
+        ),
     ],
 )
 def test_user_errors_exit_2_with_one_line(tmp_path, tiny_model_dir, args, message):
