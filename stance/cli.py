@@ -112,9 +112,9 @@ def _quiet_transformers(args: argparse.Namespace) -> None:
 
 
 def _load_classifier(args: argparse.Namespace):
-    from stance.model.classifier import StanceClassifier
+    from stance.model.classifier import ONNX_BACKENDS, StanceClassifier
 
-    if not args.backend.startswith("onnx") or not _export_is_built(args):
+    if args.backend not in ONNX_BACKENDS or not _export_is_built(args):
         _quiet_transformers(args)
     classifier = StanceClassifier.from_pretrained(args.model, **_classifier_options(args))
     if getattr(args, "evidence_ranker", None):
