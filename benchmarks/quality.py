@@ -13,6 +13,7 @@ README advises; the rate at which it would have said neutral is reported too.
 
     python benchmarks/quality.py                                  # default + previous default
     python benchmarks/quality.py --model runs/sick --datasets sick --no-reference
+    python benchmarks/quality.py --no-reference --backend torch-bf16 --output benchmarks/results/quality_bf16.json
 Prints a Markdown table and writes benchmarks/results/quality.json.
 """
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from stance.eval.metrics import classification_metrics
 from stance.model import LABEL2ID, StanceClassifier
+from stance.model.classifier import BACKENDS
 from stance.training.baselines import HypothesisOnlyBaseline, MajorityBaseline, TfidfBaseline
 from stance.training.config import DatasetConfig
 from stance.training.data import PairData, load_dataset_file
@@ -127,15 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reference", action="store_true", help="skip the reference model")
     parser.add_argument("--datasets", nargs="*", default=list(SPLITS), choices=list(SPLITS))
     parser.add_argument("--fnc1-long-text", nargs="*", default=["truncate"], help="modes to report on FNC-1 and ARC")
+    parser.add_argument(
+        "--backend", default="torch", choices=BACKENDS, help="backend of the scored model (the reference runs in fp32)"
+    )
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "quality.json"))
     args = parser.parse_args(argv)
     if not DATA.exists():
         print(f"data not found at {DATA}; set STANCE_DATA_DIR", file=sys.stderr)
         return 2
-    models = {"model": StanceClassifier.from_pretrained(args.model, device="cpu")}
+    models = {"model": StanceClassifier.from_pretrained(args.model, device="cpu", backend=args.backend)}
     if not args.no_reference:
         models["previous default"] = StanceClassifier.from_pretrained(args.reference, device="cpu")
-    results: dict = {"model": args.model or "default", "reference": None if args.no_reference else args.reference}
+    results: dict = {"model": args.model or "default", "backend": args.backend}
+    results["reference"] = None if args.no_reference else args.reference
     results |= {"data_dir": str(DATA), "command": "python benchmarks/quality.py " + " ".join(argv or sys.argv[1:])}
     statement_files = statement_training_files(models["model"])
     results["statement_training_files"] = [str(path.relative_to(REPO)) for path in statement_files]

@@ -680,7 +680,7 @@ def _load_adapter(
 ):
     """Load an adapter directory onto its base model and merge it (plain weights after).
     ``label_map`` names the base head's outputs where stance.json records no label_map."""
-    from peft import PeftModel
+    from stance.model.lora import merge_lora_in_place
 
     if not metadata.base_model:
         raise ModelLoadError(f"{directory}: adapter directory without a base_model in stance.json")
@@ -717,12 +717,19 @@ def _load_adapter(
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # peft calls a transformers API deprecated in 5.x
-            merged = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
-    except (ValueError, OSError, RuntimeError) as error:
-        raise ModelLoadError(f"{directory}: cannot apply the adapter to {metadata.base_model} ({error})") from None
+    # A plain LoRA adapter (the embedded default's kind) is merged here without importing peft,
+    # which alone costs seconds of start-up; anything else goes through peft as before.
+    if merge_lora_in_place(base, directory):
+        merged = base
+    else:
+        from peft import PeftModel
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # peft calls a transformers API deprecated in 5.x
+                merged = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
+        except (ValueError, OSError, RuntimeError) as error:
+            raise ModelLoadError(f"{directory}: cannot apply the adapter to {metadata.base_model} ({error})") from None
     merged.config.id2label, merged.config.label2id = dict(id2label), dict(label2id)
     tokenizer_source = directory if (directory / "tokenizer_config.json").exists() else base_source
     return merged, load_tokenizer(str(tokenizer_source), trust_remote_code=trust_remote_code)
