@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stance.model.classifier import BACKENDS, ONNX_BACKENDS
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STANCE_DATA_DIR", REPO.parent / "shared" / "data"))
 STANCE = str(Path(sys.executable).with_name("stance"))
@@ -135,14 +137,14 @@ def offline(model: str | None, backend: str, pairs: list[dict]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model directory (default: the embedded default)")
-    parser.add_argument("--backend", default="onnx-int8", choices=("torch", "onnx", "onnx-int8"))
+    parser.add_argument("--backend", default="onnx-int8", choices=BACKENDS)
     parser.add_argument("--clients", nargs="*", type=int, default=[1, 8, 32])
     parser.add_argument("--pairs-per-request", nargs="*", type=int, default=[1, 32])
     parser.add_argument("--requests", type=int, default=200, help="requests per setting (bounded by --time-limit)")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per setting at most")
     args = parser.parse_args()
     pairs = load_pairs(4000)
-    if args.backend != "torch":  # build the export before timing anything
+    if args.backend in ONNX_BACKENDS:  # build the export before timing anything
         subprocess.run([STANCE, "export"] + (["--model", args.model] if args.model else [])
                        + (["--int8"] if args.backend == "onnx-int8" else []), check=True)  # fmt: skip
     port = free_port()

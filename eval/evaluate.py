@@ -94,6 +94,7 @@ def evaluate_file(
             }
     results = {
         "model": model_name,
+        "backend": classifier.backend,  # torch-bf16 and onnx-int8 score on changed weights: say which ran
         "data": spec.path,
         "long_text": long_text or classifier.metadata.long_text,
         "symmetric": symmetric,

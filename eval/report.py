@@ -60,7 +60,8 @@ def render_report(results: dict) -> str:
     parts = [
         f"# Evaluation of `{results['model']}`",
         "",
-        f"Data: `{results['data']}` ({overall['n']:,} pairs); long texts: {results['long_text']}; "
+        f"Data: `{results['data']}` ({overall['n']:,} pairs); backend: {results.get('backend', 'torch')}; "
+        f"long texts: {results['long_text']}; "
         f"truncated pairs: {results['truncated_pairs']:,} ({results['truncated_share']:.1%}).",
         "",
         f"**macro-F1 {overall['macro_f1']:.4f}**, accuracy {overall['accuracy']:.4f}",

@@ -57,6 +57,8 @@ def test_eval_writes_every_report(tmp_path, tiny_model_dir):
         tmp_path / "r",
         "--source-column",
         "src",
+        "--backend",
+        "torch-bf16",
         "--no-progress",
     )
     assert result.returncode == 0, result.stderr
@@ -70,6 +72,8 @@ def test_eval_writes_every_report(tmp_path, tiny_model_dir):
     ):
         assert (tmp_path / "r" / name).stat().st_size > 0, name
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["backend"] == "torch-bf16", "a backend that changes the weights is recorded with its figures"
+    assert "backend: torch-bf16" in (tmp_path / "r" / "report.md").read_text()
     assert set(metrics["by_source"]) == {"fnc1", "other"} and metrics["by_source"]["fnc1"]["n"] == 15
     assert set(metrics["fnc1"]) == {"neutral_as_unrelated", "neutral_as_discuss"}
     assert metrics["fnc1"]["neutral_as_unrelated"]["max_score"] == pytest.approx(15 * 1.0 + 5 * 0.25)
