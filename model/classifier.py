@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 ONNX_BACKENDS = ("onnx", "onnx-int8")
+# Not a backend of its own: resolved when the model is loaded (see resolve_backend), and the
+# classifier's ``backend`` is then what it resolved to.
+AUTO_BACKEND = "auto"
 LONG_TEXT_MODES = ("truncate", "window", "evidence")
 
 
@@ -96,6 +99,32 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ModelLoadError(f"device {str(device)!r}: MPS is not available on this machine; use --device cpu")
     return resolved
+
+
+def cpu_has_bf16_instructions() -> bool:
+    """True when this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX).
+
+    Only there are bf16 weights fast: with oneDNN capped at AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``,
+    a stand-in for a CPU without them) a bf16 768x3072 linear layer took 4.2 times as long as
+    fp32 on the machine where it was 2.4 times faster uncapped (README, Speed).
+    """
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # x86; other CPUs: False
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """``auto`` -> ``torch-bf16`` on a CPU with bf16 instructions, else ``torch`` (fp32 on the
+    CPU, bf16 autocast on CUDA); any other backend is returned as it is."""
+    if backend != AUTO_BACKEND:
+        return backend
+    return "torch-bf16" if device.type == "cpu" and cpu_has_bf16_instructions() else "torch"
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS and backend != AUTO_BACKEND:
+        raise ModelLoadError(f"backend must be one of {[*BACKENDS, AUTO_BACKEND]}, got {backend!r}")
 
 
 def _as_pairs(pairs, hypotheses) -> tuple[list[str], list[str]]:
@@ -154,8 +183,7 @@ class StanceClassifier:
         ``id2label`` (the head's labels, from config.json) are given: the classifier then
         runs on onnxruntime alone, without torch.
         """
-        if backend not in BACKENDS:
-            raise ModelLoadError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+        _check_backend(backend)
         if tokenizer.pad_token_id is None:
             raise ModelLoadError("the tokenizer has no pad token; set tokenizer.pad_token before use")
         self.tokenizer = tokenizer
@@ -186,15 +214,17 @@ class StanceClassifier:
             return
         self.label_order = checkpoint_to_canonical_order(model.config.id2label, label_map)
         self.device = _resolve_device(device)
+        self.backend = backend = resolve_backend(backend, self.device)
         if backend == "torch-bf16":
             if self.device.type != "cpu":
                 raise ModelLoadError(
                     f"backend 'torch-bf16' is for the CPU; on {self.device} use backend 'torch' (--backend torch), "
                     "which runs in bf16 autocast there"
                 )
-            # bf16 weights: about 1.9x the fp32 loop on a 2-core AVX2 CPU, labels as fp32's on
-            # 99.8% of 2,000 SICK pairs (README, Speed). A model the caller passed in is copied
-            # first, so their fp32 model stays fp32.
+            # bf16 weights: about 2x the fp32 loop on a 2-core CPU with AVX512-BF16, labels as
+            # fp32's on 99.8% of 2,000 SICK pairs (README, Speed); without bf16 instructions it is
+            # slower than fp32 (cpu_has_bf16_instructions). A model the caller passed in is
+            # copied first, so their fp32 model stays fp32.
             import torch
 
             model = (model if _owned else copy.deepcopy(model)).to(torch.bfloat16)
@@ -243,9 +273,11 @@ class StanceClassifier:
             max_length: override the tokens per pair (default: stance.json, else the
                 tokenizer's limit capped at 512).
             backend: ``torch`` (default, fp32 on the CPU, bf16 autocast on CUDA), ``torch-bf16``
-                (CPU only, bf16 weights: about 1.9x faster, labels as fp32's on nearly every pair;
-                cannot be saved), or on CPU ``onnx`` / ``onnx-int8``: ONNX Runtime with fused
-                attention (int8: dynamic weight quantisation), built once and cached.
+                (CPU only, bf16 weights: about 2x faster on a CPU with bf16 instructions, slower
+                without; labels as fp32's on nearly every pair; cannot be saved), ``auto``
+                (``torch-bf16`` where the CPU has bf16 instructions, else ``torch``: what the CLI
+                uses unless told otherwise), or on CPU ``onnx`` / ``onnx-int8``: ONNX Runtime
+                with fused attention (int8: dynamic weight quantisation), built once and cached.
         """
         source = resolve_model_source(DEFAULT_MODEL_DIR if path_or_hub_id is None else path_or_hub_id)
         local = Path(source)
@@ -256,8 +288,7 @@ class StanceClassifier:
             raise ModelLoadError(f"{source}: model directory not found")
         else:
             metadata = StanceMetadata(base_model=source)
-        if backend not in BACKENDS:
-            raise ModelLoadError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+        _check_backend(backend)
         if backend in ONNX_BACKENDS and local.exists():
             fast = cls._from_export(local, metadata, backend, label_map=label_map, device=device, max_length=max_length)
             if fast is not None:

@@ -35,6 +35,14 @@ MODEL_HELP = (
     "model directory, hub id, or fast (the MiniLM: 4-7x faster per pair, less accurate) "
     "(default: the embedded default model, all-mpnet-base-v2 + LoRA)"
 )
+# classifier.BACKENDS plus "auto", spelt out so that --help imports nothing (a test keeps them equal).
+BACKEND_CHOICES = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+BACKEND_HELP = (
+    "auto (default): torch-bf16 on a CPU with bf16 instructions (AVX512-BF16 or AMX), else torch; "
+    "torch: fp32 on the CPU, bf16 autocast on CUDA; torch-bf16: bf16 weights, about 2x faster than fp32 "
+    "on such a CPU (slower without), labels as fp32's on nearly every pair; onnx: ONNX Runtime, as fp32; "
+    "onnx-int8: the fastest CPU path, moves more labels (ONNX files built once, cached next to the model)"
+)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -55,13 +63,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--trust-remote-code", action="store_true", help="allow custom model code from the hub (off by default)"
     )
     parser.add_argument("--batch-size", type=int, default=32, help="most pairs per forward pass (default: 32)")
-    parser.add_argument(
-        "--backend",
-        choices=("torch", "torch-bf16", "onnx", "onnx-int8"),
-        default="torch",
-        help="torch-bf16: bf16 weights, about 1.9x faster on a CPU with labels as fp32's on nearly every pair; "
-        "onnx-int8: the fastest CPU path, moves more labels (built once, cached next to the model)",
-    )
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     parser.add_argument(
         "--long-text",
         choices=("truncate", "window", "evidence"),
@@ -264,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=MODEL_HELP,
     )
-    serve.add_argument("--backend", choices=("torch", "torch-bf16", "onnx", "onnx-int8"), default="torch")
+    serve.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help=BACKEND_HELP)
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda ... (default: auto)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000)
@@ -411,8 +413,15 @@ def _run_score(args: argparse.Namespace) -> int:
             **options,
         )
         if str(output) != "/dev/stdout":
-            print(f"wrote {output}", file=sys.stderr)
+            print(f"wrote {output}{_backend_note(args, classifier)}", file=sys.stderr)
     return 0
+
+
+def _backend_note(args: argparse.Namespace, classifier) -> str:
+    """Text naming the backend when --backend auto chose bf16 weights, so nobody takes them for fp32."""
+    if args.backend == "auto" and classifier.backend != "torch":
+        return f" (backend {classifier.backend}, chosen by --backend auto on this CPU; --backend torch for exact fp32)"
+    return ""
 
 
 def _input_output_pairs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
@@ -545,7 +554,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         paths = write_evaluation(results, output_dir)
         overall = results["overall"]
         print(
-            f"{model or 'default'}: macro-F1 {overall['macro_f1']:.4f}  accuracy {overall['accuracy']:.4f}  n={overall['n']:,}"
+            f"{model or 'default'}: macro-F1 {overall['macro_f1']:.4f}  accuracy {overall['accuracy']:.4f}  "
+            f"n={overall['n']:,}{_backend_note(args, classifier)}"
         )
         for path in paths.values():
             print(f"wrote {path}")
@@ -605,7 +615,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         log.warning("binding %s: the server is reachable from other machines%s", args.host,
                     "" if api_key else " and has no --api-key-file")  # fmt: skip
     print(f"stance: serving {args.model or 'the default model'} on http://{args.host}:{args.port} "
-          f"(docs: /docs; Ctrl-C stops after requests in flight)", file=sys.stderr, flush=True)  # fmt: skip
+          f"(docs: /docs; Ctrl-C stops after requests in flight){_backend_note(args, classifier)}",
+          file=sys.stderr, flush=True)  # fmt: skip
     serve(
         classifier, host=args.host, port=args.port, limits=limits, api_key=api_key, model_name=args.model or "default"
     )
@@ -640,6 +651,8 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_calibrate(args: argparse.Namespace) -> int:
     _check_common_options(args)
     _check_model_argument(args.model)
+    if args.backend == "auto":  # the temperature is fitted on exact logits, whatever the CPU
+        args.backend = "torch"
     if args.backend in ("torch-bf16", "onnx-int8"):
         # The temperature is stored for every backend: fit it on the exact (fp32) logits.
         raise StanceError(

@@ -357,3 +357,25 @@ def test_torch_bf16_backend_holds_bf16_weights_scores_like_fp32_and_refuses_to_s
     wrapped = StanceClassifier(fp32.model, fp32.tokenizer, fp32.metadata, device="cpu", backend="torch-bf16")
     assert {parameter.dtype for parameter in wrapped.model.parameters()} == {torch.bfloat16}
     assert {parameter.dtype for parameter in fp32.model.parameters()} == {torch.float32}
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_auto_backend_takes_bf16_weights_only_on_a_cpu_that_multiplies_bf16(tiny_model_dir, monkeypatch, has_bf16):
+    from stance.model import classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "cpu_has_bf16_instructions", lambda: has_bf16)
+    auto = StanceClassifier.from_pretrained(tiny_model_dir, device="cpu", backend="auto")
+    assert auto.backend == ("torch-bf16" if has_bf16 else "torch"), "the classifier names what auto resolved to"
+    dtypes = {parameter.dtype for parameter in auto.model.parameters()}
+    assert dtypes == ({torch.bfloat16} if has_bf16 else {torch.float32})
+    assert classifier_module.resolve_backend("auto", torch.device("cuda")) == "torch", "CUDA autocasts already"
+    assert classifier_module.resolve_backend("onnx", torch.device("cpu")) == "onnx"
+    # The Python API stays exact unless asked: from_pretrained's default is fp32.
+    assert StanceClassifier.from_pretrained(tiny_model_dir, device="cpu").backend == "torch"
+
+
+def test_the_cli_spells_out_every_backend():
+    from stance.cli import BACKEND_CHOICES
+    from stance.model.classifier import AUTO_BACKEND, BACKENDS
+
+    assert set(BACKEND_CHOICES) == {*BACKENDS, AUTO_BACKEND}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +165,25 @@ def test_score_abstain_threshold(tmp_path, tiny_model_dir):
     )
     assert result.returncode == 0, result.stderr
     assert {json.loads(line)["label"] for line in out.read_text().splitlines()} == {"neutral"}
+
+
+def test_score_names_the_backend_auto_chose_and_calibrate_fits_on_fp32(tmp_path, tiny_model_dir):
+    """On a CPU with bf16 instructions (this one, and CI's) --backend auto, the default, scores
+    with bf16 weights and says so; calibrate resolves auto to exact fp32 instead of refusing."""
+    from stance.model.classifier import cpu_has_bf16_instructions
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"premise": "a man is playing", "hypothesis": "a man", "label": "support"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    result = run("score", "--model", str(tiny_model_dir), "--input", str(pairs), "--output", str(out),
+                 "--output-prefix", "pred_")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    chose_bf16 = "backend torch-bf16, chosen by --backend auto" in result.stderr
+    assert chose_bf16 == cpu_has_bf16_instructions(), result.stderr
+    exact = run("score", "--model", str(tiny_model_dir), "--input", str(pairs), "--output", str(tmp_path / "o2.jsonl"),
+                "--output-prefix", "pred_", "--backend", "torch")  # fmt: skip
+    assert exact.returncode == 0 and "chosen by --backend auto" not in exact.stderr
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    calibrated = run("calibrate", "--model", str(model), "--data", str(pairs), "--no-progress")
+    assert calibrated.returncode == 0, calibrated.stderr

@@ -47,7 +47,9 @@ def test_export_is_cached_and_fused(model_copy):
 
 
 def test_unknown_backend(model_copy):
-    with pytest.raises(ModelLoadError, match="backend must be one of \\['torch', 'torch-bf16', 'onnx', 'onnx-int8'\\]"):
+    with pytest.raises(
+        ModelLoadError, match="backend must be one of \\['torch', 'torch-bf16', 'onnx', 'onnx-int8', 'auto'\\]"
+    ):
         StanceClassifier.from_pretrained(model_copy, device="cpu", backend="tensorrt")
 
 

@@ -89,7 +89,11 @@ def request(url: str, body=None, *, raw: bytes | None = None, headers: dict | No
 
 @pytest.fixture(scope="module")
 def server(tiny_model_dir):
-    running = Server(tiny_model_dir, "--max-pairs", "8", "--max-chars", "2000", "--max-body-mb", "0.01")
+    # fp32 (not --backend auto's bf16 on a CPU with bf16 instructions): answers are compared with
+    # the fp32 classifier's to 1e-5, and the tiny random model's near-even probabilities flip in bf16.
+    running = Server(
+        tiny_model_dir, "--max-pairs", "8", "--max-chars", "2000", "--max-body-mb", "0.01", "--backend", "torch"
+    )
     yield running
     running.stop()
 
