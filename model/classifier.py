@@ -104,9 +104,10 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 def cpu_has_bf16_instructions() -> bool:
     """True when this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX).
 
-    Only there are bf16 weights fast: with oneDNN capped at AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``,
-    a stand-in for a CPU without them) a bf16 768x3072 linear layer took 4.2 times as long as
-    fp32 on the machine where it was 2.4 times faster uncapped (README, Speed).
+    Only there are bf16 weights fast. On a 2-core AVX512-BF16 CPU, MPNet-sized linear layers
+    ran 2.0-2.1x faster in bf16 than fp32; with oneDNN capped below BF16 (``ONEDNN_MAX_CPU_ISA``,
+    a stand-in for CPUs without it) bf16 took 2.5x fp32's time with AVX-512 and 4.5-4.8x with
+    AVX2 (``benchmarks/bf16_isa.py``).
     """
     import torch
 
@@ -223,7 +224,7 @@ class StanceClassifier:
                 )
             # bf16 weights: about 2x the fp32 loop on a 2-core CPU with AVX512-BF16, labels as
             # fp32's on 99.8% of 2,000 SICK pairs (README, Speed); without bf16 instructions it is
-            # slower than fp32 (cpu_has_bf16_instructions). A model the caller passed in is
+            # several times slower than fp32 (cpu_has_bf16_instructions). A model the caller passed in is
             # copied first, so their fp32 model stays fp32.
             import torch
 
