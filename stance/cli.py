@@ -399,6 +399,8 @@ def _run_score(args: argparse.Namespace) -> int:
                 shown,
             )
         )
+        if note := _backend_note(args, classifier):
+            print(note.strip(" ()"), file=sys.stderr)
         return 0
     for source, target in pairs_of_files:
         output = classifier.score_file(
