@@ -142,6 +142,7 @@ def main() -> int:
     parser.add_argument("--pairs-per-request", nargs="*", type=int, default=[1, 32])
     parser.add_argument("--requests", type=int, default=200, help="requests per setting (bounded by --time-limit)")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per setting at most")
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "serve.json"))
     args = parser.parse_args()
     pairs = load_pairs(4000)
     if args.backend in ONNX_BACKENDS:  # build the export before timing anything
@@ -166,7 +167,7 @@ def main() -> int:
         run["x_offline"] = round(run["pairs_per_s"] / reference["pairs_per_s"], 2)
     result = {"model": args.model or "default", "backend": args.backend, "server_peak_rss_mb": round(rss),
               "offline_stance_score": reference, "runs": runs, "cpus": os.cpu_count()}  # fmt: skip
-    output = REPO / "benchmarks" / "results" / "serve.json"
+    output = Path(args.output)
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"server peak RSS {rss:.0f} MB; offline `stance score` {reference['pairs_per_s']} pairs/s "
           f"({reference['pairs']} pairs, whole command)")  # fmt: skip

@@ -98,6 +98,8 @@ def merge_lora_in_place(model: Any, directory: Path) -> bool:
         weight = parameters.get(f"{module}.weight")
         if set(sides) != {"A", "B"} or weight is None or weight.dim() != 2:
             return False
+        if saved_modules.intersection(module.split(".")):  # LoRA inside a saved head: peft's order decides
+            return False
         a, b = sides["A"], sides["B"]
         if a.dim() != 2 or b.dim() != 2 or b.shape[1] != a.shape[0] or (b.shape[0], a.shape[1]) != weight.shape:
             return False
