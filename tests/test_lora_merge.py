@@ -54,9 +54,10 @@ def peft_merged(base_dir, adapter):
     [
         {},
         {"target_modules": ALL_LINEAR, "r": 8, "lora_alpha": 4},
+        {"target_modules": ALL_LINEAR, "r": 3, "lora_alpha": 8},  # scale 8/3: rounding order shows
         {"target_modules": ALL_LINEAR, "use_rslora": True},
     ],
-    ids=["query-value", "all-linear", "rslora"],
+    ids=["query-value", "all-linear", "odd-scale", "rslora"],
 )
 def test_the_merge_gives_peft_weights(tmp_path, tiny_model_dir, options):
     from transformers import AutoModelForSequenceClassification
@@ -69,7 +70,7 @@ def test_the_merge_gives_peft_weights(tmp_path, tiny_model_dir, options):
     assert set(ours.state_dict()) == set(reference)
     changed = 0
     for name, value in ours.state_dict().items():
-        np.testing.assert_allclose(value.numpy(), reference[name].numpy(), atol=1e-6, err_msg=name)
+        np.testing.assert_array_equal(value.numpy(), reference[name].numpy(), err_msg=name)  # bit for bit
         changed += not bool((value == before[name]).all())
     targets = len(options.get("target_modules", ["query", "value"]))
     assert changed >= 2 * targets + 2, "every target layer and the head changed"
@@ -131,10 +132,34 @@ def test_adapters_it_does_not_understand_go_to_peft_untouched(tmp_path, tiny_mod
     assert all((value == before[name]).all() for name, value in model.state_dict().items())
 
 
+def test_the_merge_into_bf16_weights_rounds_once_as_peft_does(tmp_path, tiny_model_dir):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    adapter = save_adapter(tmp_path, tiny_model_dir, target_modules=ALL_LINEAR, r=3, lora_alpha=8)
+    ours = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    assert merge_lora_in_place(ours, adapter)
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
+    reference = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().state_dict()
+    for name, value in ours.state_dict().items():
+        assert torch.equal(value, reference[name]), name
+
+
+def test_a_config_that_misstates_the_rank_goes_to_peft(tmp_path, tiny_model_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    adapter = save_adapter(tmp_path, tiny_model_dir)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps(config | {"r": 6}))  # the tensors have rank 4
+    assert not merge_lora_in_place(AutoModelForSequenceClassification.from_pretrained(tiny_model_dir), adapter)
+
+
 def test_scale_follows_the_config():
     plain = {"peft_type": "LORA", "r": 16, "lora_alpha": 32}
     assert lora_scale(plain) == 2.0
     assert lora_scale(plain | {"use_rslora": True}) == 8.0
+    assert lora_scale(plain | {"init_lora_weights": "gaussian", "kasa_config": None, "qalora_group_size": 16}) == 2.0
     for unsupported in (
         {"use_dora": True},
         {"rank_pattern": {"q": 8}},
@@ -143,6 +168,10 @@ def test_scale_follows_the_config():
         {"bias": "all"},
         {"peft_type": "IA3"},
         {"r": 0},
+        {"init_lora_weights": "pissa"},  # rewrites the base weights before training
+        {"init_lora_weights": "olora"},
+        {"alora_invocation_tokens": [5, 6]},  # aLoRA: applies only after these tokens, never merged
+        {"a_field_from_a_later_peft": {"on": True}},  # unknown variants go to peft
     ):
         assert lora_scale(plain | unsupported) is None, unsupported
 
