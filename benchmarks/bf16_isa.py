@@ -4,7 +4,10 @@ Times MPNet-sized linear layers (768 -> 768 and 768 -> 3072, 2,048 tokens: 64 pa
 tokens) in fp32 and in bf16, each in a fresh process, with oneDNN (the library torch's CPU bf16
 matrix products run on) allowed its best instructions and then capped with
 ``ONEDNN_MAX_CPU_ISA``: ``AVX512_CORE`` (AVX-512 without BF16) and ``AVX2``. The caps stand in for
-CPUs without those instructions; they restrict oneDNN only, which is where bf16 products run.
+CPUs without those instructions; they restrict oneDNN only, which is where bf16 products run. The
+fp32 times do not move under the caps (fp32 products run outside oneDNN here), so a capped row
+compares capped bf16 with full-speed fp32: on a real AVX2-only CPU fp32 is slower too, and the bf16
+penalty smaller than the row shows, though still a penalty.
 This is the measurement behind ``--backend auto`` (``model.classifier.cpu_has_bf16_instructions``).
 
     python benchmarks/bf16_isa.py

@@ -36,6 +36,9 @@ from stance.training.baselines import HypothesisOnlyBaseline, MajorityBaseline, 
 from stance.training.config import DatasetConfig
 from stance.training.data import PairData, load_dataset_file
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import machine_facts  # noqa: E402  (bf16 and int8 results depend on the CPU)
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STANCE_DATA_DIR", REPO.parent / "shared" / "data"))
 STATEMENTS = REPO / "benchmarks" / "data"  # statements_dev.jsonl (choices), statements_test.jsonl (never)
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     models = {"model": StanceClassifier.from_pretrained(args.model, device="cpu", backend=args.backend)}
     if not args.no_reference:
         models["previous default"] = StanceClassifier.from_pretrained(args.reference, device="cpu")
-    results: dict = {"model": args.model or "default", "backend": args.backend}
+    results: dict = {"model": args.model or "default", "backend": args.backend, "machine": machine_facts()}
     results["reference"] = None if args.no_reference else args.reference
     results |= {"data_dir": str(DATA), "command": "python benchmarks/quality.py " + " ".join(argv or sys.argv[1:])}
     statement_files = statement_training_files(models["model"])

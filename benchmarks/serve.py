@@ -29,6 +29,9 @@ import numpy as np
 
 from stance.model.classifier import BACKENDS, ONNX_BACKENDS
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import machine_facts  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STANCE_DATA_DIR", REPO.parent / "shared" / "data"))
 STANCE = str(Path(sys.executable).with_name("stance"))
@@ -165,7 +168,8 @@ def main() -> int:
     reference = offline(args.model, args.backend, pairs[: max(most_pairs, 256)])
     for run in runs:
         run["x_offline"] = round(run["pairs_per_s"] / reference["pairs_per_s"], 2)
-    result = {"model": args.model or "default", "backend": args.backend, "server_peak_rss_mb": round(rss),
+    result = {"machine": machine_facts(), "model": args.model or "default", "backend": args.backend,
+              "server_peak_rss_mb": round(rss),
               "offline_stance_score": reference, "runs": runs, "cpus": os.cpu_count()}  # fmt: skip
     output = Path(args.output)
     output.write_text(json.dumps(result, indent=2) + "\n")

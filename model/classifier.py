@@ -106,11 +106,15 @@ def cpu_has_bf16_instructions() -> bool:
 
     Only there are bf16 weights fast. On a 2-core AVX512-BF16 CPU, MPNet-sized linear layers
     ran 2.0-2.1x faster in bf16 than fp32; with oneDNN capped below BF16 (``ONEDNN_MAX_CPU_ISA``,
-    a stand-in for CPUs without it) bf16 took 2.5x fp32's time with AVX-512 and 4.5-4.8x with
-    AVX2 (``benchmarks/bf16_isa.py``).
+    a stand-in for CPUs without it; fp32 was not slowed by the cap) bf16 took 2.4-2.5x fp32's
+    time at AVX-512 and 4.5-4.7x at AVX2 (``benchmarks/bf16_isa.py``). A user's own
+    ``ONEDNN_MAX_CPU_ISA`` below BF16 counts as not having them.
     """
     import torch
 
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    if cap != "ALL" and not any(word in cap for word in ("BF16", "AMX", "FP16")):
+        return False
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # x86; other CPUs: False
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 

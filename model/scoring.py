@@ -214,6 +214,20 @@ class OutputLock:
             self._handle = None
 
 
+def _changed_keys(previous: dict, current: dict) -> list[str]:
+    """Keys whose values differ, one level into nested dicts (``model.backend``, ``model.files``)."""
+    changed = []
+    for key in sorted(set(previous) | set(current)):
+        before, after = previous.get(key), current.get(key)
+        if before == after:
+            continue
+        if isinstance(before, dict) and isinstance(after, dict):
+            changed += [f"{key}.{sub}" for sub in sorted(set(before) | set(after)) if before.get(sub) != after.get(sub)]
+        else:
+            changed.append(key)
+    return changed
+
+
 def _prepare_parts(parts_dir: Path, manifest: dict, resume: bool, out_fmt: str) -> set[int]:
     """Return indices of finished parts; start fresh unless resuming a matching run.
 
@@ -229,10 +243,16 @@ def _prepare_parts(parts_dir: Path, manifest: dict, resume: bool, out_fmt: str) 
             previous = None  # unreachable with the atomic write below; start over to be safe
         if previous is not None:
             if previous != manifest:
-                changed = sorted(k for k in set(previous) | set(manifest) if previous.get(k) != manifest.get(k))
+                changed = _changed_keys(previous, manifest)
+                hint = "run with the same input and options, or drop --resume to start over"
+                before = (
+                    (previous.get("model") or {}).get("backend") if isinstance(previous.get("model"), dict) else None
+                )
+                if "model.backend" in changed and before:
+                    # e.g. --backend auto picked bf16 here and fp32 where the run began
+                    hint = f"the interrupted run used backend {before!r}: pass --backend {before} to continue it"
                 raise InputDataError(
-                    f"cannot resume: {changed} differ from the interrupted run (see {manifest_path}); "
-                    f"run with the same input and options, or drop --resume to start over"
+                    f"cannot resume: {changed} differ from the interrupted run (see {manifest_path}); {hint}"
                 )
             finished = re.compile(rf"^part-(\d{{6}})\.{re.escape(out_fmt)}$")
             done = set()

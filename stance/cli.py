@@ -356,6 +356,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         scores = "  ".join(f"{label} {value:.3f}" for label, value in probabilities.items())
         note = "  (premise truncated: try --long-text evidence)" if result.truncated[0] else ""
         print(f"{result.labels[0]}  ({scores}){note}")
+    if backend_note := _backend_note(args, classifier):  # stderr: --json output stays one JSON line
+        print(backend_note.strip(" ()"), file=sys.stderr)
     return 0
 
 
@@ -467,6 +469,10 @@ def _run_score_ray(args: argparse.Namespace) -> int:
     classifier_options = _classifier_options(args)
     if args.device == "auto":  # an actor uses the GPU only when Ray gives it one
         classifier_options["device"] = "cuda" if args.num_gpus else "cpu"
+    if args.backend == "auto":
+        # Each actor would resolve auto on its own node, and a cluster whose CPUs differ would
+        # write bf16 and fp32 rows into one output: under Ray, auto is exact fp32 (autocast on GPUs).
+        classifier_options["backend"] = "torch"
     output = score_parquet(
         args.input,
         args.output,
@@ -479,7 +485,7 @@ def _run_score_ray(args: argparse.Namespace) -> int:
         **options,
         **classifier_options,
     )
-    print(f"wrote {output}", file=sys.stderr)
+    print(f"wrote {output} (backend {classifier_options['backend']})", file=sys.stderr)
     return 0
 
 

@@ -379,3 +379,14 @@ def test_the_cli_spells_out_every_backend():
     from stance.model.classifier import AUTO_BACKEND, BACKENDS
 
     assert set(BACKEND_CHOICES) == {*BACKENDS, AUTO_BACKEND}
+
+
+def test_a_onednn_cap_below_bf16_counts_as_a_cpu_without_bf16(monkeypatch):
+    from stance.model.classifier import cpu_has_bf16_instructions
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not cpu_has_bf16_instructions()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core_bf16")
+    assert cpu_has_bf16_instructions() == bool(
+        torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    )

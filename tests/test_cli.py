@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -183,7 +182,13 @@ def test_score_names_the_backend_auto_chose_and_calibrate_fits_on_fp32(tmp_path,
     exact = run("score", "--model", str(tiny_model_dir), "--input", str(pairs), "--output", str(tmp_path / "o2.jsonl"),
                 "--output-prefix", "pred_", "--backend", "torch")  # fmt: skip
     assert exact.returncode == 0 and "chosen by --backend auto" not in exact.stderr
-    model = tmp_path / "model"
-    shutil.copytree(tiny_model_dir, model)
-    calibrated = run("calibrate", "--model", str(model), "--data", str(pairs), "--no-progress")
-    assert calibrated.returncode == 0, calibrated.stderr
+    # calibrate: auto is fp32 there, so the temperature is the one --backend torch fits, and the
+    # calibrated model saves (a bf16-loaded one would refuse to).
+    temperatures = []
+    for extra in ([], ["--backend", "torch"]):
+        saved = tmp_path / f"calibrated{len(extra)}"
+        calibrated = run("calibrate", "--model", str(tiny_model_dir), "--data", str(pairs), "--output", str(saved),
+                         "--no-progress", *extra)  # fmt: skip
+        assert calibrated.returncode == 0, calibrated.stderr
+        temperatures.append(json.loads((saved / "stance.json").read_text())["temperature"])
+    assert temperatures[0] == temperatures[1]

@@ -194,7 +194,7 @@ def test_resume_with_another_model_is_refused(tmp_path, tiny_model_dir):
     finally:
         scoring._join_parts = real_join
     assert (parts / "manifest.json").exists()
-    with pytest.raises(Exception, match=r"cannot resume: \['model'\] differ"):
+    with pytest.raises(Exception, match=r"cannot resume: \['model\.files'\] differ"):
         score_file(second, data, out, chunk_rows=10, resume=True)
     # the same model resumes, and so does a copy of it in another directory
     copy = StanceClassifier.from_pretrained(shutil.copytree(tiny_model_dir, tmp_path / "copy"), device="cpu")
@@ -202,13 +202,28 @@ def test_resume_with_another_model_is_refused(tmp_path, tiny_model_dir):
     assert out.read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
 
 
-def test_resume_with_another_backend_is_refused(tmp_path, tiny_classifier):
-    fingerprint = dict(tiny_classifier.fingerprint())
-    tiny_classifier.backend, saved = "onnx", tiny_classifier.backend
+def test_resume_with_another_backend_is_refused(tmp_path, tiny_model_dir):
+    """A run begun in fp32 (e.g. --backend auto on a CPU without bf16 instructions) is not
+    continued in bf16: the error names the backend and how to continue."""
+    from stance.model import InputDataError, StanceClassifier, scoring
+    from stance.model.scoring import score_file
+
+    data = pairs_file(tmp_path / "pairs.jsonl", 30)
+    out = tmp_path / "o.jsonl"
+    fp32 = StanceClassifier.from_pretrained(tiny_model_dir, device="cpu", backend="torch")
+    real_join = scoring._join_parts
+    scoring._join_parts = lambda *a: (_ for _ in ()).throw(KeyboardInterrupt)
     try:
-        assert tiny_classifier.fingerprint()["backend"] == "onnx" != fingerprint["backend"]
+        with pytest.raises(KeyboardInterrupt):
+            score_file(fp32, data, out, chunk_rows=10)
     finally:
-        tiny_classifier.backend = saved
+        scoring._join_parts = real_join
+    bf16 = StanceClassifier.from_pretrained(tiny_model_dir, device="cpu", backend="torch-bf16")
+    with pytest.raises(
+        InputDataError, match=r"\['model\.backend'\] differ .* used backend 'torch': pass --backend torch"
+    ):
+        score_file(bf16, data, out, chunk_rows=10, resume=True)
+    score_file(fp32, data, out, chunk_rows=10, resume=True)  # the same backend continues it
 
 
 # ------------------------------------------------------------------ concurrent runs (item 6)

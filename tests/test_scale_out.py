@@ -96,7 +96,7 @@ def test_two_process_ddp_training_on_cpu(tmp_path, tiny_model_dir, data_dir):
     )
 
 
-def test_ray_cli_applies_every_scoring_option(tmp_path, tiny_model_dir, local_ray):
+def test_ray_cli_applies_every_scoring_option(tmp_path, tiny_model_dir, local_ray, capsys):
     from stance.cli import main
 
     source = tmp_path / "in"
@@ -109,6 +109,8 @@ def test_ray_cli_applies_every_scoring_option(tmp_path, tiny_model_dir, local_ra
          "--abstain-threshold", "1.0", "--output-prefix", "pred_", "--device", "cpu"]
     )  # fmt: skip
     assert code == 0
+    # --backend auto is fp32 under Ray, whatever each node's CPU: one output, one precision.
+    assert "(backend torch)" in capsys.readouterr().err
     out = pd.concat(pd.read_parquet(p) for p in (tmp_path / "out").glob("*.parquet"))
     assert len(out) == 12 and set(out["label"]) == {"gold"}
     assert set(out["pred_label"]) == {"neutral"}  # threshold 1.0: nothing is confident enough
