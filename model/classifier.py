@@ -753,8 +753,8 @@ def _load_adapter(
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
-    # A plain LoRA adapter (the embedded default's kind) is merged here without importing peft,
-    # which alone costs seconds of start-up; anything else goes through peft as before.
+    # A plain LoRA adapter (the embedded default's kind) is merged here without importing peft
+    # (about 0.5 s of a one-pair start, with peft's merge); anything else goes through peft as before.
     if merge_lora_in_place(base, directory):
         merged = base
     else:

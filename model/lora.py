@@ -91,6 +91,10 @@ def merge_lora_in_place(model: Any, directory: Path) -> bool:
     if scale is None or not weights_file.is_file():
         return False
     saved_modules = set(config.get("modules_to_save") or [])
+
+    def in_saved_module(module_path: str) -> bool:
+        return not saved_modules.isdisjoint(module_path.split("."))
+
     try:
         tensors = load_file(str(weights_file))
     except (SafetensorError, OSError):
@@ -108,8 +112,7 @@ def merge_lora_in_place(model: Any, directory: Path) -> bool:
                 pairs.setdefault(name[: -len(suffix)], {})[side] = tensor
                 break
         else:
-            module_path = name.split(".")[:-1]
-            if name not in parameters or not saved_modules.intersection(module_path):
+            if name not in parameters or not in_saved_module(name.rpartition(".")[0]):
                 return False
             if parameters[name].shape != tensor.shape:
                 return False
@@ -118,7 +121,7 @@ def merge_lora_in_place(model: Any, directory: Path) -> bool:
         weight = parameters.get(f"{module}.weight")
         if set(sides) != {"A", "B"} or weight is None or weight.dim() != 2:
             return False
-        if saved_modules.intersection(module.split(".")):  # LoRA inside a saved head: peft's order decides
+        if in_saved_module(module):  # LoRA inside a saved head: peft's order decides
             return False
         a, b = sides["A"], sides["B"]
         if a.dim() != 2 or b.dim() != 2 or b.shape[1] != a.shape[0] or (b.shape[0], a.shape[1]) != weight.shape:
@@ -127,9 +130,8 @@ def merge_lora_in_place(model: Any, directory: Path) -> bool:
             return False
     # A saved module the adapter names must come whole: peft would otherwise keep the base's
     # (random) values for the missing part, and then neither path is right; peft decides.
-    for name in parameters:
-        if saved_modules.intersection(name.split(".")[:-1]) and name not in head:
-            return False
+    if any(in_saved_module(name.rpartition(".")[0]) and name not in head for name in parameters):
+        return False
 
     with torch.no_grad():
         for module, sides in pairs.items():

@@ -245,10 +245,7 @@ def _prepare_parts(parts_dir: Path, manifest: dict, resume: bool, out_fmt: str) 
             if previous != manifest:
                 changed = _changed_keys(previous, manifest)
                 hint = "run with the same input and options, or drop --resume to start over"
-                before = (
-                    (previous.get("model") or {}).get("backend") if isinstance(previous.get("model"), dict) else None
-                )
-                if "model.backend" in changed and before:
+                if "model.backend" in changed and (before := previous["model"].get("backend")):
                     # e.g. --backend auto picked bf16 here and fp32 where the run began
                     hint = f"the interrupted run used backend {before!r}: pass --backend {before} to continue it"
                 raise InputDataError(

@@ -70,6 +70,40 @@ def build_tiny_model_dir(directory: Path, id2label: dict[int, str] | None = None
     return directory
 
 
+def build_tiny_adapter_dir(root: Path, base_dir: Path, label_map: dict | None = None, **lora_options) -> Path:
+    """A LoRA adapter with its head on a tiny base, saved as `stance train` exports one (the base's
+    NLI head is kept in its own order, entailment/neutral/contradiction, as training keeps it).
+    ``label_map`` names a head of other names; like an adapter trained outside stance, the
+    adapter does not record it. ``lora_options`` override the LoraConfig (r=4, alpha 8, query
+    and value, the classifier saved). B (and a DoRA magnitude) gets weights that change the
+    outputs, and the saved head differs from the base's."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from stance.model.labels import trained_head_id2label
+    from stance.model.metadata import StanceMetadata
+
+    torch.manual_seed(1)
+    id2label = trained_head_id2label(AutoConfig.from_pretrained(base_dir).id2label, label_map)
+    label2id = {label: index for index, label in id2label.items()}
+    base = AutoModelForSequenceClassification.from_pretrained(
+        base_dir, num_labels=3, id2label=id2label, label2id=label2id, ignore_mismatched_sizes=True
+    )
+    options = {"r": 4, "lora_alpha": 8, "target_modules": ["query", "value"], "modules_to_save": ["classifier"]}
+    peft_model = get_peft_model(base, LoraConfig(**(options | lora_options)))
+    with torch.no_grad():  # LoRA starts as a no-op (B = 0): give it weights that change the outputs
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name or "lora_magnitude" in name:
+                parameter.normal_(0, 0.5)
+            elif "modules_to_save" in name:
+                parameter.add_(1.0)
+    adapter = Path(root) / "adapter"
+    peft_model.save_pretrained(adapter, safe_serialization=True)
+    StanceMetadata(base_model=str(base_dir), max_length=64).save(adapter)
+    return adapter
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random NLI checkpoint (labels entailment, neutral, contradiction)."""

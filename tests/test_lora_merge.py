@@ -13,32 +13,10 @@ import pytest
 
 from stance.model import StanceClassifier
 from stance.model.lora import lora_scale, merge_lora_in_place
-from stance.model.metadata import StanceMetadata
+from tests.conftest import build_tiny_adapter_dir
 from tests.test_classifier import PAIRS
 
 ALL_LINEAR = ["query", "key", "value", "dense"]
-
-
-def save_adapter(root, base_dir, **lora_options):
-    """A LoRA adapter with its head on the tiny base, B given weights that change the outputs."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForSequenceClassification
-
-    torch.manual_seed(2)
-    base = AutoModelForSequenceClassification.from_pretrained(base_dir)
-    options = {"r": 4, "lora_alpha": 8, "target_modules": ["query", "value"], "modules_to_save": ["classifier"]}
-    peft_model = get_peft_model(base, LoraConfig(**(options | lora_options)))
-    with torch.no_grad():
-        for name, parameter in peft_model.named_parameters():
-            if "lora_B" in name or "lora_magnitude" in name:
-                parameter.normal_(0, 0.5)
-            elif "modules_to_save" in name:
-                parameter.add_(1.0)  # the saved head differs from the base's
-    adapter = root / "adapter"
-    peft_model.save_pretrained(adapter, safe_serialization=True)
-    StanceMetadata(base_model=str(base_dir), max_length=64).save(adapter)
-    return adapter
 
 
 def peft_merged(base_dir, adapter):
@@ -62,7 +40,7 @@ def peft_merged(base_dir, adapter):
 def test_the_merge_gives_peft_weights(tmp_path, tiny_model_dir, options):
     from transformers import AutoModelForSequenceClassification
 
-    adapter = save_adapter(tmp_path, tiny_model_dir, **options)
+    adapter = build_tiny_adapter_dir(tmp_path, tiny_model_dir, **options)
     ours = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
     before = {name: value.clone() for name, value in ours.state_dict().items()}
     assert merge_lora_in_place(ours, adapter)
@@ -77,7 +55,7 @@ def test_the_merge_gives_peft_weights(tmp_path, tiny_model_dir, options):
 
 
 def test_a_loaded_adapter_scores_as_peft_merges_it_and_never_imports_peft(tmp_path, tiny_model_dir):
-    adapter = save_adapter(tmp_path, tiny_model_dir, target_modules=ALL_LINEAR)
+    adapter = build_tiny_adapter_dir(tmp_path, tiny_model_dir, target_modules=ALL_LINEAR)
     loaded = StanceClassifier.from_pretrained(adapter, device="cpu")
     merged = peft_merged(tiny_model_dir, adapter)
     merged.config.id2label = loaded.model.config.id2label
@@ -97,7 +75,7 @@ def test_a_loaded_adapter_scores_as_peft_merges_it_and_never_imports_peft(tmp_pa
 def test_adapters_it_does_not_understand_go_to_peft_untouched(tmp_path, tiny_model_dir):
     from transformers import AutoModelForSequenceClassification
 
-    dora = save_adapter(tmp_path / "dora", tiny_model_dir, use_dora=True)
+    dora = build_tiny_adapter_dir(tmp_path / "dora", tiny_model_dir, use_dora=True)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir)
     before = {name: value.clone() for name, value in model.state_dict().items()}
     assert not merge_lora_in_place(model, dora)
@@ -118,7 +96,7 @@ def test_adapters_it_does_not_understand_go_to_peft_untouched(tmp_path, tiny_mod
     from safetensors.torch import load_file, save_file
 
     odd = tmp_path / "odd"
-    shutil.copytree(save_adapter(tmp_path / "plain", tiny_model_dir), odd)
+    shutil.copytree(build_tiny_adapter_dir(tmp_path / "plain", tiny_model_dir), odd)
     tensors = load_file(str(odd / "adapter_model.safetensors"))
     tensors["base_model.model.other_head.weight"] = tensors["base_model.model.classifier.weight"].clone()
     save_file(tensors, str(odd / "adapter_model.safetensors"))
@@ -137,7 +115,7 @@ def test_the_merge_into_bf16_weights_rounds_once_as_peft_does(tmp_path, tiny_mod
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    adapter = save_adapter(tmp_path, tiny_model_dir, target_modules=ALL_LINEAR, r=3, lora_alpha=8)
+    adapter = build_tiny_adapter_dir(tmp_path, tiny_model_dir, target_modules=ALL_LINEAR, r=3, lora_alpha=8)
     ours = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
     assert merge_lora_in_place(ours, adapter)
     base = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, dtype=torch.bfloat16)
@@ -149,7 +127,7 @@ def test_the_merge_into_bf16_weights_rounds_once_as_peft_does(tmp_path, tiny_mod
 def test_a_config_that_misstates_the_rank_goes_to_peft(tmp_path, tiny_model_dir):
     from transformers import AutoModelForSequenceClassification
 
-    adapter = save_adapter(tmp_path, tiny_model_dir)
+    adapter = build_tiny_adapter_dir(tmp_path, tiny_model_dir)
     config = json.loads((adapter / "adapter_config.json").read_text())
     (adapter / "adapter_config.json").write_text(json.dumps(config | {"r": 6}))  # the tensors have rank 4
     assert not merge_lora_in_place(AutoModelForSequenceClassification.from_pretrained(tiny_model_dir), adapter)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from stance.model import ModelLoadError, StanceClassifier
+from tests.conftest import build_tiny_adapter_dir
 from tests.test_classifier import PAIRS
 
 pytest.importorskip("onnxruntime")
@@ -159,40 +160,10 @@ def test_a_read_only_model_directory_caches_its_export_in_the_user_cache(tmp_pat
     assert cache == onnx_backend._cache_dir(model_copy, ""), "the same directory always maps to the same cache"
 
 
-def tiny_adapter_dir(root, base_dir, label_map=None):
-    """A LoRA adapter with its head on a tiny base, saved as `stance train` exports one (the base's
-    NLI head is kept in its own order, entailment/neutral/contradiction, as training keeps it).
-    ``label_map`` names a head of other names; like an adapter trained outside stance, the
-    adapter does not record it."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    from stance.model.labels import trained_head_id2label
-    from stance.model.metadata import StanceMetadata
-
-    torch.manual_seed(1)
-    id2label = trained_head_id2label(AutoConfig.from_pretrained(base_dir).id2label, label_map)
-    label2id = {label: index for index, label in id2label.items()}
-    base = AutoModelForSequenceClassification.from_pretrained(
-        base_dir, num_labels=3, id2label=id2label, label2id=label2id, ignore_mismatched_sizes=True
-    )
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], modules_to_save=["classifier"])
-    peft_model = get_peft_model(base, config)
-    with torch.no_grad():  # LoRA starts as a no-op (B = 0): give it weights that change the outputs
-        for name, parameter in peft_model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.5)
-    adapter = root / "adapter"
-    peft_model.save_pretrained(adapter, safe_serialization=True)
-    StanceMetadata(base_model=str(base_dir), max_length=64).save(adapter)
-    return adapter
-
-
 def test_an_adapter_directory_runs_from_its_export_without_torch_and_keys_on_its_base(tmp_path, tiny_model_dir):
     base = tmp_path / "base"
     shutil.copytree(tiny_model_dir, base)
-    adapter = tiny_adapter_dir(tmp_path, base)
+    adapter = build_tiny_adapter_dir(tmp_path, base)
     reference = StanceClassifier.from_pretrained(adapter, device="cpu").predict(PAIRS).probabilities
     built = StanceClassifier.from_pretrained(adapter, device="cpu", backend="onnx")
     assert built.model is not None, "the first load merges the adapter in torch and builds the export"
@@ -227,7 +198,7 @@ def test_an_adapter_on_a_head_of_other_names_takes_the_callers_label_map_on_both
 
     base = build_tiny_model_dir(tmp_path / "base", id2label={0: "discuss", 1: "agree", 2: "disagree"}, seed=3)
     label_map = {"agree": "support", "disagree": "contradict", "discuss": "neutral"}
-    adapter = tiny_adapter_dir(tmp_path, base, label_map)
+    adapter = build_tiny_adapter_dir(tmp_path, base, label_map)
     with pytest.raises(LabelMappingError, match="pass label_map="):
         StanceClassifier.from_pretrained(adapter, device="cpu")
     torch_path = StanceClassifier.from_pretrained(adapter, device="cpu", label_map=label_map)
@@ -250,7 +221,7 @@ def test_training_can_continue_from_an_adapter_directory(tmp_path, tiny_model_di
     from stance.training.config import ModelConfig, StanceConfig
     from stance.training.trainer import _build_model, recorded_base
 
-    adapter = tiny_adapter_dir(tmp_path, tiny_model_dir)
+    adapter = build_tiny_adapter_dir(tmp_path, tiny_model_dir)
     reference = StanceClassifier.from_pretrained(adapter, device="cpu")
     config = dataclasses.replace(StanceConfig(), model=ModelConfig(base=str(adapter), max_length=64))
     model, tokenizer, head_order = _build_model(config)
@@ -290,7 +261,7 @@ def test_an_int8_export_that_moves_labels_is_retried_with_7_bit_weights_then_ref
 def test_an_adapter_whose_base_cannot_be_read_is_a_clear_error(tmp_path, tiny_model_dir):
     from stance.model.metadata import StanceMetadata
 
-    adapter = tiny_adapter_dir(tmp_path, tiny_model_dir)
+    adapter = build_tiny_adapter_dir(tmp_path, tiny_model_dir)
     (tmp_path / "empty-base").mkdir()
     StanceMetadata(base_model=str(tmp_path / "empty-base"), max_length=64).save(adapter)
     with pytest.raises(ModelLoadError, match=r"cannot read the config of its base .*empty-base"):
@@ -310,7 +281,7 @@ def test_an_adapter_on_a_base_config_without_id2label_gets_the_same_labels_from_
     config.pop("id2label"), config.pop("label2id")
     config["num_labels"] = 3
     (base / "config.json").write_text(json.dumps(config))
-    adapter = tiny_adapter_dir(tmp_path, base)
+    adapter = build_tiny_adapter_dir(tmp_path, base)
     label_map = {"LABEL_0": "neutral", "LABEL_1": "support", "LABEL_2": "contradict"}
     StanceMetadata(base_model=str(base), max_length=64, training={"model": {"label_map": label_map}}).save(adapter)
     torch_path = StanceClassifier.from_pretrained(adapter, device="cpu")
