@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from stance.eval.metrics import classification_metrics
-from stance.model import LABEL2ID, StanceClassifier
+from stance.model import LABEL2ID, LABELS, StanceClassifier
 from stance.model.classifier import BACKENDS
 from stance.training.baselines import HypothesisOnlyBaseline, MajorityBaseline, TfidfBaseline
 from stance.training.config import DatasetConfig
@@ -125,6 +125,19 @@ def per_kind_accuracy(path: Path, predicted: np.ndarray, labels: list[int]) -> d
     return {kind: {"accuracy": round(float(np.mean(v)), 4), "n": len(v)} for kind, v in sorted(right.items())}
 
 
+def by_source_label(data: PairData, predicted: np.ndarray) -> dict[str, dict[str, int]] | None:
+    """Predictions counted per four-way source label (FNC-1 and ARC's agree / disagree / discuss /
+    unrelated), which shows which kind of neutral row is called contradict; None for sets whose
+    source label is the canonical label itself."""
+    if set(data.source_labels) <= set(LABEL2ID):
+        return None
+    counts: dict[str, dict[str, int]] = {}
+    for source_label, guess in zip(data.source_labels, predicted, strict=True):
+        row = counts.setdefault(source_label, dict.fromkeys(LABEL2ID, 0))
+        row[LABELS[guess]] += 1
+    return dict(sorted(counts.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model directory (default: the embedded default)")
@@ -171,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                     row["seconds"] = round(time.perf_counter() - started, 1)
                     if two_class:
                         row["neutral_rate_before_2way_argmax"] = round(neutral_rate, 4)
+                    if (counts := by_source_label(data, predicted)) is not None:
+                        row["by_source_label"] = counts
                     if name in OURS:
                         row["per_kind"] = per_kind_accuracy(path, predicted, data.labels)
                     results["rows"].append(row)
@@ -198,6 +213,12 @@ def render(results: dict) -> str:
             f"| {row['dataset']} | {row['split']} | {row['system']} | {row['macro_f1']:.3f} | {f1['support']:.3f} | "
             f"{f1['contradict']:.3f} | {f1['neutral']:.3f} | {row['accuracy']:.3f} | {row['n']:,} |"
         )
+    for row in results["rows"]:
+        if "by_source_label" in row:
+            lines += ["", f"{row['dataset']} {row['split']}, predictions per source label ({row['system']}):", ""]
+            lines += ["| source label | " + " | ".join(LABEL2ID) + " |", "|---|" + "---:|" * len(LABEL2ID)]
+            for source_label, counts in row["by_source_label"].items():
+                lines.append(f"| {source_label} | " + " | ".join(f"{n:,}" for n in counts.values()) + " |")
     for row in results["rows"]:
         if "per_kind" in row:
             lines += ["", f"Statement set, accuracy per kind ({row['system']}):", ""]

@@ -10,12 +10,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -125,6 +126,15 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if backend != AUTO_BACKEND:
         return backend
     return "torch-bf16" if device.type == "cpu" and cpu_has_bf16_instructions() else "torch"
+
+
+def _merged_cache_dtype(backend: str, device: str | torch.device) -> str | None:
+    """The precision an adapter's merged weights are cached in for ``backend`` on ``device``:
+    bf16 for ``torch-bf16`` (as ``auto`` resolves here too), fp32 for ``torch``; None for the
+    ONNX backends, which read the merged model once to build their export and never again."""
+    if backend in ONNX_BACKENDS:
+        return None
+    return "bf16" if resolve_backend(backend, _resolve_device(device)) == "torch-bf16" else "fp32"
 
 
 def _check_backend(backend: str) -> None:
@@ -299,7 +309,13 @@ class StanceClassifier:
             if fast is not None:
                 return fast
         if local.exists() and is_adapter_dir(local):
-            model, tokenizer = _load_adapter(local, metadata, trust_remote_code=trust_remote_code, label_map=label_map)
+            model, tokenizer = _load_adapter(
+                local,
+                metadata,
+                trust_remote_code=trust_remote_code,
+                label_map=label_map,
+                cache_dtype=_merged_cache_dtype(backend, device),
+            )
         else:
             model = load_hf_model(source, trust_remote_code=trust_remote_code, require_all_weights=True)
             tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
@@ -712,17 +728,25 @@ def _remove_stale_weights(target: Path, written: set[str]) -> None:
 
 
 def _load_adapter(
-    directory: Path, metadata: StanceMetadata, *, trust_remote_code: bool, label_map: Mapping[str, str] | None = None
+    directory: Path,
+    metadata: StanceMetadata,
+    *,
+    trust_remote_code: bool,
+    label_map: Mapping[str, str] | None = None,
+    cache_dtype: str | None = None,
 ):
     """Load an adapter directory onto its base model and merge it (plain weights after).
-    ``label_map`` names the base head's outputs where stance.json records no label_map."""
+    ``label_map`` names the base head's outputs where stance.json records no label_map.
+    ``cache_dtype`` (``fp32`` or ``bf16``, the precision the model will run in) reads the merged
+    weights from, or saves them to, the merged-weights cache (:mod:`stance.model.merged_cache`);
+    None merges every time."""
+    from stance.model import merged_cache
     from stance.model.lora import merge_lora_in_place
 
     if not metadata.base_model:
         raise ModelLoadError(f"{directory}: adapter directory without a base_model in stance.json")
     base_source = resolve_model_source(metadata.base_model)
     from transformers import AutoConfig
-    from transformers.utils import logging as hf_logging
 
     # The adapter holds its head's weights, not their names: a base with an NLI head kept it in
     # training, in the base's own output order, so the names come from the base as they did then.
@@ -735,13 +759,16 @@ def _load_adapter(
         ) from None
     id2label = _adapter_head_id2label(base_config.id2label, metadata, label_map)
     label2id = {label: index for index, label in id2label.items()}
+    tokenizer_source = directory if (directory / "tokenizer_config.json").exists() else base_source
+
+    # Custom model code is not cached: the cache would have to vouch for code it did not write.
+    entry = merged_cache.entry_dir(directory, cache_dtype, id2label) if cache_dtype and not trust_remote_code else None
+    if entry is not None and (cached := merged_cache.load(entry, cache_dtype, quiet=_quiet_hf_loading)) is not None:
+        return cached, load_tokenizer(str(tokenizer_source), trust_remote_code=trust_remote_code)
 
     # The base has no classification head (the adapter brings it): transformers' load report
     # about the "missing" head is expected here, so it is silenced for this one load.
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
+    with _quiet_hf_loading():
         base = load_hf_model(
             base_source,
             trust_remote_code=trust_remote_code,
@@ -749,10 +776,6 @@ def _load_adapter(
             id2label=id2label,
             label2id=label2id,
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
     # A plain LoRA adapter (the embedded default's kind) is merged here without importing peft
     # (about 0.5 s of a one-pair start, with peft's merge); anything else goes through peft as before.
     if merge_lora_in_place(base, directory):
@@ -767,8 +790,25 @@ def _load_adapter(
         except (ValueError, OSError, RuntimeError) as error:
             raise ModelLoadError(f"{directory}: cannot apply the adapter to {metadata.base_model} ({error})") from None
     merged.config.id2label, merged.config.label2id = dict(id2label), dict(label2id)
-    tokenizer_source = directory if (directory / "tokenizer_config.json").exists() else base_source
+    if entry is not None:
+        merged = merged_cache.store(merged, entry, cache_dtype)
     return merged, load_tokenizer(str(tokenizer_source), trust_remote_code=trust_remote_code)
+
+
+@contextlib.contextmanager
+def _quiet_hf_loading() -> Iterator[None]:
+    """transformers' log and progress bars off for one load, restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _adapter_head_id2label(

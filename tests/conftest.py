@@ -104,6 +104,20 @@ def build_tiny_adapter_dir(root: Path, base_dir: Path, label_map: dict | None = 
     return adapter
 
 
+@pytest.fixture(scope="session", autouse=True)
+def merged_cache_dir(tmp_path_factory) -> Path:
+    """Merged adapter weights (stance.model.merged_cache) go to a folder of this test session,
+    not the user's cache: tests neither fill it nor read what an earlier version wrote."""
+    previous = os.environ.get("STANCE_MERGED_CACHE")
+    folder = tmp_path_factory.mktemp("merged-cache")
+    os.environ["STANCE_MERGED_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("STANCE_MERGED_CACHE", None)
+    else:
+        os.environ["STANCE_MERGED_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random NLI checkpoint (labels entailment, neutral, contradiction)."""
