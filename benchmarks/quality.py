@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stance.eval.evaluate import FNC1_LABELS
 from stance.eval.metrics import classification_metrics
 from stance.model import LABEL2ID, LABELS, StanceClassifier
 from stance.model.classifier import BACKENDS
@@ -129,7 +130,7 @@ def by_source_label(data: PairData, predicted: np.ndarray) -> dict[str, dict[str
     """Predictions counted per four-way source label (FNC-1 and ARC's agree / disagree / discuss /
     unrelated), which shows which kind of neutral row is called contradict; None for sets whose
     source label is the canonical label itself."""
-    if set(data.source_labels) <= set(LABEL2ID):
+    if not set(data.source_labels) <= FNC1_LABELS:  # the others' source labels map one to one
         return None
     counts: dict[str, dict[str, int]] = {}
     for source_label, guess in zip(data.source_labels, predicted, strict=True):

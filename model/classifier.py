@@ -134,7 +134,11 @@ def _merged_cache_dtype(backend: str, device: str | torch.device) -> str | None:
     ONNX backends, which read the merged model once to build their export and never again."""
     if backend in ONNX_BACKENDS:
         return None
-    return "bf16" if resolve_backend(backend, _resolve_device(device)) == "torch-bf16" else "fp32"
+    resolved_device = _resolve_device(device)
+    resolved = resolve_backend(backend, resolved_device)
+    if resolved == "torch-bf16":
+        return "bf16" if resolved_device.type == "cpu" else None  # off the CPU: refused when the classifier is built
+    return "fp32"
 
 
 def _check_backend(backend: str) -> None:
@@ -273,6 +277,7 @@ class StanceClassifier:
         trust_remote_code: bool = False,
         max_length: int | None = None,
         backend: str = "torch",
+        cache_merged: bool = True,
     ) -> StanceClassifier:
         """Load a model directory, a hub id, or (with no argument) the embedded default.
 
@@ -293,6 +298,10 @@ class StanceClassifier:
                 (``torch-bf16`` where the CPU has bf16 instructions, else ``torch``: what the CLI
                 uses unless told otherwise), or on CPU ``onnx`` / ``onnx-int8``: ONNX Runtime
                 with fused attention (int8: dynamic weight quantisation), built once and cached.
+            cache_merged: for an adapter directory with the ``torch`` backends, read its merged
+                weights from the merged-weights cache, or save them there on the first load
+                (:mod:`stance.model.merged_cache`; bit-identical, skips the merge). False merges
+                and caches nothing, e.g. for an adapter loaded once, such as a training run's.
         """
         source = resolve_model_source(DEFAULT_MODEL_DIR if path_or_hub_id is None else path_or_hub_id)
         local = Path(source)
@@ -314,7 +323,7 @@ class StanceClassifier:
                 metadata,
                 trust_remote_code=trust_remote_code,
                 label_map=label_map,
-                cache_dtype=_merged_cache_dtype(backend, device),
+                cache_dtype=_merged_cache_dtype(backend, device) if cache_merged else None,
             )
         else:
             model = load_hf_model(source, trust_remote_code=trust_remote_code, require_all_weights=True)
@@ -791,7 +800,7 @@ def _load_adapter(
             raise ModelLoadError(f"{directory}: cannot apply the adapter to {metadata.base_model} ({error})") from None
     merged.config.id2label, merged.config.label2id = dict(id2label), dict(label2id)
     if entry is not None:
-        merged = merged_cache.store(merged, entry, cache_dtype)
+        merged = merged_cache.store(merged, entry, cache_dtype, directory, quiet=_quiet_hf_loading)
     return merged, load_tokenizer(str(tokenizer_source), trust_remote_code=trust_remote_code)
 
 

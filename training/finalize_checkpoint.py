@@ -77,7 +77,8 @@ def finalize_checkpoint(checkpoint: str | Path, run: str | Path | None, config, 
             shutil.copyfile(checkpoint / name, adapter / name)  # new files: modes by the umask
         _portable_adapter_config(adapter / "adapter_config.json", metadata.base_model)
         metadata.save(adapter)
-    classifier = StanceClassifier.from_pretrained(adapter or checkpoint, device="cpu")
+    # Loaded once, to calibrate and save: a merged copy in the user's cache would only take space.
+    classifier = StanceClassifier.from_pretrained(adapter or checkpoint, device="cpu", cache_merged=False)
     classifier.metadata = metadata
     _calibrate(classifier, [data for data, _ in prepared.dev.values()], config.training.eval_batch_size)
     if adapter is not None:

@@ -454,7 +454,7 @@ def _score_test_sets(output: Path, test_sets: dict, config: StanceConfig) -> Non
     ``predictions/<name>.jsonl`` (gold label, predicted label, probabilities)."""
     import json
 
-    classifier = StanceClassifier.from_pretrained(output, device="cpu")
+    classifier = StanceClassifier.from_pretrained(output, device="cpu", cache_merged=False)  # loaded once
     folder = output / "predictions"
     folder.mkdir(exist_ok=True)
     results = {}
