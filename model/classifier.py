@@ -10,13 +10,12 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -42,6 +41,7 @@ from stance.model.loading import (
     load_hf_model,
     load_tokenizer,
     looks_like_local_path,
+    quiet_hf_loading,
     resolve_model_source,
 )
 from stance.model.metadata import METADATA_FILE, StanceMetadata, library_versions
@@ -772,12 +772,12 @@ def _load_adapter(
 
     # Custom model code is not cached: the cache would have to vouch for code it did not write.
     entry = merged_cache.entry_dir(directory, cache_dtype, id2label) if cache_dtype and not trust_remote_code else None
-    if entry is not None and (cached := merged_cache.load(entry, cache_dtype, quiet=_quiet_hf_loading)) is not None:
+    if entry is not None and (cached := merged_cache.load(entry, cache_dtype)) is not None:
         return cached, load_tokenizer(str(tokenizer_source), trust_remote_code=trust_remote_code)
 
     # The base has no classification head (the adapter brings it): transformers' load report
     # about the "missing" head is expected here, so it is silenced for this one load.
-    with _quiet_hf_loading():
+    with quiet_hf_loading():
         base = load_hf_model(
             base_source,
             trust_remote_code=trust_remote_code,
@@ -800,24 +800,8 @@ def _load_adapter(
             raise ModelLoadError(f"{directory}: cannot apply the adapter to {metadata.base_model} ({error})") from None
     merged.config.id2label, merged.config.label2id = dict(id2label), dict(label2id)
     if entry is not None:
-        merged = merged_cache.store(merged, entry, cache_dtype, directory, quiet=_quiet_hf_loading)
+        merged = merged_cache.store(merged, entry, cache_dtype, directory)
     return merged, load_tokenizer(str(tokenizer_source), trust_remote_code=trust_remote_code)
-
-
-@contextlib.contextmanager
-def _quiet_hf_loading() -> Iterator[None]:
-    """transformers' log and progress bars off for one load, restored afterwards."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _adapter_head_id2label(

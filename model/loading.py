@@ -8,8 +8,10 @@ is loaded onto its base model and merged, which is how the embedded default ship
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from stance.model.bases import MPNET_ALIASES, mpnet_parts_installed, mpnet_path
@@ -120,9 +122,6 @@ def file_hashes(
     nanosecond mtime, so it is hashed again. A record that cannot be written costs only the
     re-hash next time.
     """
-    import contextlib
-    import json
-
     directory = Path(directory)
     names = model_file_names(directory) if names is None else names
     record: dict = {}
@@ -239,6 +238,23 @@ def _check_small_regular_file(path: Path) -> None:
         raise ModelLoadError(f"{path}: not a regular file (a pipe, device or socket); replace it with the real file")
     if info.st_size > _MAX_SMALL_FILE_BYTES:
         raise ModelLoadError(f"{path}: {info.st_size:,} bytes, too large for this kind of file; it is corrupt")
+
+
+@contextlib.contextmanager
+def quiet_hf_loading() -> Iterator[None]:
+    """transformers' log and progress bars off for one load, restored afterwards (the CLI's
+    ``_quiet_transformers`` silences them for the whole command instead)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def load_hf_model(source: str, *, trust_remote_code: bool = False, require_all_weights: bool = False, **overrides):

@@ -111,16 +111,16 @@ def _torch_dtype(dtype_name: str):
     return {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
 
 
-def load(entry: Path, dtype_name: str, *, quiet: Any = contextlib.nullcontext) -> Any | None:
+def load(entry: Path, dtype_name: str) -> Any | None:
     """The merged model cached in ``entry``, or None when there is none. A damaged entry (a
-    truncated or altered file, a missing tensor) is removed, and None returned, so the caller
-    merges again and rewrites it."""
-    from stance.model.loading import load_hf_model
+    truncated file, a missing tensor) is removed, and None returned, so the caller merges again
+    and rewrites it; the file is not re-hashed (see the module docstring)."""
+    from stance.model.loading import load_hf_model, quiet_hf_loading
 
     if not (entry / "model.safetensors").is_file() or not (entry / "config.json").is_file():
         return None
     try:
-        with quiet():
+        with quiet_hf_loading():
             model = load_hf_model(str(entry), require_all_weights=True, dtype=_torch_dtype(dtype_name))
     except ModelLoadError as error:
         if entry.exists():  # not merely removed by another process meanwhile
@@ -132,18 +132,20 @@ def load(entry: Path, dtype_name: str, *, quiet: Any = contextlib.nullcontext) -
     return model
 
 
-def store(model: Any, entry: Path, dtype_name: str, adapter_dir: Path, *, quiet: Any = contextlib.nullcontext) -> Any:
+def store(model: Any, entry: Path, dtype_name: str, adapter_dir: Path) -> Any:
     """Cast ``model`` (just merged from ``adapter_dir``) to ``dtype_name`` in place, save it as
     ``entry``, and prune the cache (:data:`MAX_ENTRIES`). Returns the model. A cache that cannot
     be written (no space, no permission) costs only the merge next time: it is reported on
     stderr, never raised."""
+    from stance.model.loading import quiet_hf_loading
+
     model = model.to(_torch_dtype(dtype_name))
     parent = entry.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
         (parent / _SOURCE).write_text(json.dumps({"adapter": str(adapter_dir.resolve())}), encoding="utf-8")
         with _staging(parent) as staged:
-            with quiet():
+            with quiet_hf_loading():
                 model.save_pretrained(staged, safe_serialization=True)
             size = (staged / "model.safetensors").stat().st_size
             try:
