@@ -80,6 +80,23 @@ def test_caps_weights_and_determinism(tmp_path):
     assert len(half) == 80
 
 
+def test_a_sample_seed_keeps_a_sets_rows_whatever_the_training_seed(tmp_path):
+    from stance.model.errors import ConfigError
+    from stance.training.config import load_config
+
+    path = write_jsonl(tmp_path / "d.jsonl", rows(200, "unrelated"))
+    by_seed = {seed: load_dataset_file(spec(path, max_rows=20), seed=seed).premises for seed in (13, 14)}
+    assert by_seed[13] != by_seed[14], "the training seed draws the sample"
+    pinned = spec(path, max_rows=20, sample_seed=13)
+    assert load_dataset_file(pinned, seed=14).premises == by_seed[13]
+    assert load_dataset_file(pinned, seed=99).premises == by_seed[13]
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data:\n  train:\n    - {{path: {path}, sample_seed: -1}}\n")
+    with pytest.raises(ConfigError, match=r"data.train\[0\].sample_seed: must be >= 0"):
+        load_config(recipe)
+
+
 def test_reverse_contradict_adds_swapped_contradict_rows_only(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", rows(3) + rows(2, "disagree") + rows(4, "unrelated"))
     data = load_dataset_file(spec(path, augment=("reverse_contradict",), label_caps={"neutral": 1}))

@@ -516,7 +516,7 @@ def test_predict_on_nothing_gives_empty_results(tiny_classifier):
     assert tiny_classifier.predict([], long_text="window").window_spans == []
 
 
-def test_epochs_zero_and_bf16_on_cpu_are_recipe_errors(tmp_path):
+def test_epochs_zero_and_bf16_on_cpu_are_recipe_errors(tmp_path, monkeypatch):
     from stance.model.errors import ConfigError
     from stance.training.config import load_config
 
@@ -529,7 +529,8 @@ def test_epochs_zero_and_bf16_on_cpu_are_recipe_errors(tmp_path):
     from stance.training.trainer import check_precision_hardware
 
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="training.bf16: true needs a CUDA GPU"):
+        monkeypatch.setattr("stance.model.classifier.cpu_has_bf16_instructions", lambda: False)
+        with pytest.raises(ConfigError, match="training.bf16: true needs a CUDA GPU with bf16 support or a CPU with"):
             check_precision_hardware(load_config(recipe, ["training.epochs=1", "training.bf16=true"]))
 
 

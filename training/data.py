@@ -77,7 +77,8 @@ def _read_source(spec: DatasetConfig) -> tuple[pd.DataFrame, str]:
 
 
 def load_dataset_file(spec: DatasetConfig, *, seed: int = 13) -> PairData:
-    """Read one data set, validate every row, map its labels, apply filter and caps."""
+    """Read one data set, validate every row, map its labels, apply filter and caps (sampled
+    with ``spec.sample_seed`` when it is set, else ``seed``)."""
     frame, where = _read_source(spec)
     require_columns(
         frame, {"premise": spec.premise_column, "hypothesis": spec.hypothesis_column, "label": spec.label_column}, where
@@ -115,7 +116,7 @@ def load_dataset_file(spec: DatasetConfig, *, seed: int = 13) -> PairData:
         data.labels.append(label)
         data.sources.append(source)
         data.source_labels.append(str(original))
-    return _cap_and_weight(data, spec, seed)
+    return _cap_and_weight(data, spec, seed if spec.sample_seed is None else spec.sample_seed)
 
 
 def _cap_and_weight(data: PairData, spec: DatasetConfig, seed: int) -> PairData:
