@@ -30,7 +30,7 @@ def score_models(config_path: str, models: list[str]) -> dict:
     config = load_config(config_path)
     prepared = prepare_data(config)
     in_mean = {dataset.display_name for dataset in config.data.dev if dataset.in_mean}
-    results: dict = {"config": config_path, "models": {}}
+    results: dict = {"config": config_path, "in_mean": sorted(in_mean), "models": {}}
     for model in models:
         classifier = StanceClassifier.from_pretrained(model, device="cpu")
         sets = {}

@@ -1,0 +1,148 @@
+"""Judge a candidate model against the default by the five rules the CPU experiments declare
+before they run (e.g. ``benchmarks/results/cycle2_experiment/rules.md``), from result files,
+so the decision is computed rather than typed.
+
+    python benchmarks/decide.py --recipe-dev benchmarks/results/cycle2_experiment/recipe_dev.json \\
+        --candidate runs/default-cycle2/adapter \\
+        --candidate-quality benchmarks/results/cycle2_experiment/quality_candidate.json \\
+        --rules benchmarks/results/cycle2_experiment/rules.md \\
+        --output benchmarks/results/cycle2_experiment/decision.json
+
+The rules: (1) the mean macro-F1 of the dev sets in the mean is >= the default's; (2) statements
+dev >= the default's; (3) no dev set in the mean falls by more than ``--max-fall``; (4) on the
+whole FNC-1 dev split, macro-F1 >= the default's and contradict F1 >= ``--fnc1-contradict-min``
+(default: the default's); (5) the motivating pair (``examples/statement_pairs.jsonl``, id
+``kremlin-zelenskyy``) is right or its contradict probability is no lower than the default's.
+Every bar is read from the default's own results; the motivating pair is scored here, fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MOTIVATING_ID = "kremlin-zelenskyy"
+
+
+def fnc1_dev(quality_file: Path) -> dict:
+    """The model's row for FNC-1 dev (truncate) in a ``benchmarks/quality.py`` result file."""
+    rows = json.loads(quality_file.read_text())["rows"]
+    for row in rows:
+        if (row["dataset"], row["split"], row["system"], row.get("long_text")) == ("fnc1", "dev", "model", "truncate"):
+            return row
+    raise SystemExit(f"{quality_file}: no FNC-1 dev row for the model; run benchmarks/quality.py --datasets fnc1")
+
+
+def motivating_pair(model: str) -> dict:
+    """The model's prediction (fp32) for the project's motivating pair."""
+    from stance.model import StanceClassifier
+    from stance.model.labels import LABELS
+
+    pairs = [json.loads(line) for line in (REPO / "examples" / "statement_pairs.jsonl").open()]
+    pair = next(row for row in pairs if row["id"] == MOTIVATING_ID)
+    classifier = StanceClassifier.from_pretrained(model, device="cpu", backend="torch")
+    result = classifier.predict([pair["premise"]], [pair["hypothesis"]])
+    probabilities = dict(zip(LABELS, result.probabilities[0].tolist(), strict=True))
+    return {"label": result.labels[0], "expected": pair["expected"], "probabilities": probabilities}
+
+
+def describe(pair: dict) -> str:
+    """``neutral, contradict 0.44 (support 0.10, neutral 0.46)``."""
+    p = pair["probabilities"]
+    return f"{pair['label']}, contradict {p['contradict']:.2f} (support {p['support']:.2f}, neutral {p['neutral']:.2f})"
+
+
+def decide(args: argparse.Namespace) -> dict:
+    """The rules' results: {rule: [candidate, bar, passed]}, and whether all passed."""
+    recipe_dev = json.loads(Path(args.recipe_dev).read_text())
+    models = recipe_dev["models"]
+    for name in (args.default, args.candidate):
+        if name not in models:
+            raise SystemExit(f"{args.recipe_dev}: no results for {name}; it has {list(models)}")
+    default, candidate = models[args.default], models[args.candidate]
+    if "in_mean" not in recipe_dev:
+        raise SystemExit(f"{args.recipe_dev}: no in_mean list; score both models again with benchmarks/recipe_dev.py")
+    in_mean = recipe_dev["in_mean"]
+    changes = {name: candidate["dev"][name]["macro_f1"] - default["dev"][name]["macro_f1"] for name in in_mean}
+    worst = min(changes, key=changes.get)
+    default_fnc1, candidate_fnc1 = fnc1_dev(Path(args.default_quality)), fnc1_dev(Path(args.candidate_quality))
+    contradict_bar = default_fnc1["f1"]["contradict"] if args.fnc1_contradict_min is None else args.fnc1_contradict_min
+    default_pair, candidate_pair = motivating_pair(args.default), motivating_pair(args.candidate)
+    pair_ok = candidate_pair["label"] == candidate_pair["expected"] or candidate_pair["probabilities"][
+        "contradict"
+    ] >= round(default_pair["probabilities"]["contradict"], 2)
+    r4 = round
+    results = {
+        "1 mean of the dev sets in the mean >= the default's": [
+            r4(candidate["mean_macro_f1"], 4),
+            r4(default["mean_macro_f1"], 4),
+            candidate["mean_macro_f1"] >= default["mean_macro_f1"],
+        ],
+        "2 statements dev >= the default's": [
+            r4(candidate["dev"]["statements"]["macro_f1"], 4),
+            r4(default["dev"]["statements"]["macro_f1"], 4),
+            candidate["dev"]["statements"]["macro_f1"] >= default["dev"]["statements"]["macro_f1"],
+        ],
+        f"3 no dev set down by more than {args.max_fall} (worst: {worst})": [
+            r4(changes[worst], 4),
+            -args.max_fall,
+            changes[worst] >= -args.max_fall,
+        ],
+        "4a FNC-1 whole dev macro-F1 >= the default's": [
+            candidate_fnc1["macro_f1"],
+            default_fnc1["macro_f1"],
+            candidate_fnc1["macro_f1"] >= default_fnc1["macro_f1"],
+        ],
+        f"4b FNC-1 whole dev contradict F1 >= {contradict_bar:.4f}": [
+            candidate_fnc1["f1"]["contradict"],
+            default_fnc1["f1"]["contradict"],
+            candidate_fnc1["f1"]["contradict"] >= contradict_bar,
+        ],
+        "5 motivating pair right or no worse (contradict probability)": [
+            describe(candidate_pair),
+            describe(default_pair),
+            pair_ok,
+        ],
+    }
+    return {
+        "rules": args.rules,
+        "candidate": args.candidate,
+        "default": args.default,
+        "columns": ["candidate", "the default or the bar", "passed"],
+        "results": results,
+        "dev_changes": {name: r4(change, 4) for name, change in changes.items()},
+        "shipped": all(passed for *_, passed in results.values()),
+        "sources": {
+            "dev sets": f"{args.recipe_dev} (benchmarks/recipe_dev.py, fp32, the recipe's dev rows)",
+            "FNC-1 whole dev": f"{args.candidate_quality} against {args.default_quality} (benchmarks/quality.py, fp32)",
+            "motivating pair": "StanceClassifier.predict on examples/statement_pairs.jsonl, fp32",
+        },
+        "command": "python benchmarks/decide.py " + " ".join(sys.argv[1:]),
+    }
+
+
+def main() -> None:
+    """Print each rule's result and write the decision JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe-dev", required=True, help="benchmarks/recipe_dev.py output holding both models")
+    parser.add_argument("--default", default="model/default", help="the default's key in --recipe-dev (its path)")
+    parser.add_argument("--candidate", required=True, help="the candidate's key in --recipe-dev (its path)")
+    parser.add_argument("--default-quality", default=str(REPO / "benchmarks" / "results" / "quality.json"))
+    parser.add_argument("--candidate-quality", required=True, help="benchmarks/quality.py output with FNC-1 dev")
+    parser.add_argument("--fnc1-contradict-min", type=float, default=None, help="default: the default's")
+    parser.add_argument("--max-fall", type=float, default=0.02)
+    parser.add_argument("--rules", required=True, help="the rules file written before the run")
+    parser.add_argument("--output", required=True)
+    args = parser.parse_args()
+    decision = decide(args)
+    for rule, (candidate, bar, passed) in decision["results"].items():
+        print(f"{'met   ' if passed else 'MISSED'} {rule}: {candidate} (default or bar: {bar})")
+    print("shipped" if decision["shipped"] else "not shipped")
+    Path(args.output).write_text(json.dumps(decision, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
