@@ -12,8 +12,11 @@ The rules: (1) the mean macro-F1 of the dev sets in the mean is >= the default's
 dev >= the default's; (3) no dev set in the mean falls by more than ``--max-fall``; (4) on the
 whole FNC-1 dev split, macro-F1 >= the default's and contradict F1 >= ``--fnc1-contradict-min``
 (default: the default's); (5) the motivating pair (``examples/statement_pairs.jsonl``, id
-``kremlin-zelenskyy``) is right or its contradict probability is no lower than the default's.
-Every bar is read from the default's own results; the motivating pair is scored here, fp32.
+``kremlin-zelenskyy``) is right or its contradict probability is no lower than the default's
+rounded to two places. Every bar is the default's exact figure, read from its own results (the
+FNC-1 files must be fp32 scores of the whole split, of the models they are said to be); the
+motivating pair is scored here, fp32. Model paths are as given to recipe_dev.py (run from the
+repository root).
 """
 
 from __future__ import annotations
@@ -25,13 +28,23 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MOTIVATING_ID = "kremlin-zelenskyy"
+FNC1_DEV_ROWS = 5355
 
 
-def fnc1_dev(quality_file: Path) -> dict:
-    """The model's row for FNC-1 dev (truncate) in a ``benchmarks/quality.py`` result file."""
-    rows = json.loads(quality_file.read_text())["rows"]
-    for row in rows:
+def fnc1_dev(quality_file: Path, model: str) -> dict:
+    """The fp32 FNC-1 dev row (truncate, the whole split) for ``model`` in a
+    ``benchmarks/quality.py`` result file; refuses a file of another model, backend or sample."""
+    result = json.loads(quality_file.read_text())
+    if result.get("model") != model:
+        raise SystemExit(f"{quality_file}: scores {result.get('model')!r}, not {model!r}")
+    if result.get("backend", "torch") != "torch":
+        raise SystemExit(f"{quality_file}: scored with --backend {result['backend']}; the rules are fp32 (torch)")
+    for row in result["rows"]:
         if (row["dataset"], row["split"], row["system"], row.get("long_text")) == ("fnc1", "dev", "model", "truncate"):
+            if row["n"] != FNC1_DEV_ROWS:
+                raise SystemExit(
+                    f"{quality_file}: FNC-1 dev has {row['n']} rows, not the whole split's {FNC1_DEV_ROWS}"
+                )
             return row
     raise SystemExit(f"{quality_file}: no FNC-1 dev row for the model; run benchmarks/quality.py --datasets fnc1")
 
@@ -68,15 +81,18 @@ def decide(args: argparse.Namespace) -> dict:
     in_mean = recipe_dev["in_mean"]
     changes = {name: candidate["dev"][name]["macro_f1"] - default["dev"][name]["macro_f1"] for name in in_mean}
     worst = min(changes, key=changes.get)
-    default_fnc1, candidate_fnc1 = fnc1_dev(Path(args.default_quality)), fnc1_dev(Path(args.candidate_quality))
+    if Path(args.default_quality).resolve() == Path(args.candidate_quality).resolve():
+        raise SystemExit("--default-quality and --candidate-quality are the same file")
+    default_fnc1 = fnc1_dev(Path(args.default_quality), args.default_quality_model)
+    candidate_fnc1 = fnc1_dev(Path(args.candidate_quality), args.candidate)
     contradict_bar = default_fnc1["f1"]["contradict"] if args.fnc1_contradict_min is None else args.fnc1_contradict_min
     default_pair, candidate_pair = motivating_pair(args.default), motivating_pair(args.candidate)
-    pair_ok = candidate_pair["label"] == candidate_pair["expected"] or candidate_pair["probabilities"][
-        "contradict"
-    ] >= round(default_pair["probabilities"]["contradict"], 2)
+    # rules.md states the default's probability to two places (0.27), and that is the bar
+    pair_bar = round(default_pair["probabilities"]["contradict"], 2)
+    pair_right = candidate_pair["label"] == candidate_pair["expected"]
     r4 = round
     results = {
-        "1 mean of the dev sets in the mean >= the default's": [
+        f"1 mean of the {len(in_mean)} dev sets in the mean >= the default's": [
             r4(candidate["mean_macro_f1"], 4),
             r4(default["mean_macro_f1"], 4),
             candidate["mean_macro_f1"] >= default["mean_macro_f1"],
@@ -86,8 +102,8 @@ def decide(args: argparse.Namespace) -> dict:
             r4(default["dev"]["statements"]["macro_f1"], 4),
             candidate["dev"]["statements"]["macro_f1"] >= default["dev"]["statements"]["macro_f1"],
         ],
-        f"3 no dev set down by more than {args.max_fall} (worst: {worst})": [
-            r4(changes[worst], 4),
+        f"3 no dev set in the mean down by more than {args.max_fall} (the worst change)": [
+            f"{changes[worst]:+.4f} ({worst})",
             -args.max_fall,
             changes[worst] >= -args.max_fall,
         ],
@@ -96,15 +112,15 @@ def decide(args: argparse.Namespace) -> dict:
             default_fnc1["macro_f1"],
             candidate_fnc1["macro_f1"] >= default_fnc1["macro_f1"],
         ],
-        f"4b FNC-1 whole dev contradict F1 >= {contradict_bar:.4f}": [
+        "4b FNC-1 whole dev contradict F1 >= the bar": [
             candidate_fnc1["f1"]["contradict"],
-            default_fnc1["f1"]["contradict"],
+            r4(contradict_bar, 4),
             candidate_fnc1["f1"]["contradict"] >= contradict_bar,
         ],
-        "5 motivating pair right or no worse (contradict probability)": [
+        f"5 motivating pair right, or contradict probability >= {pair_bar:.2f} (the default's)": [
             describe(candidate_pair),
             describe(default_pair),
-            pair_ok,
+            pair_right or candidate_pair["probabilities"]["contradict"] >= pair_bar,
         ],
     }
     return {
@@ -131,6 +147,7 @@ def main() -> None:
     parser.add_argument("--default", default="model/default", help="the default's key in --recipe-dev (its path)")
     parser.add_argument("--candidate", required=True, help="the candidate's key in --recipe-dev (its path)")
     parser.add_argument("--default-quality", default=str(REPO / "benchmarks" / "results" / "quality.json"))
+    parser.add_argument("--default-quality-model", default="default", help="the model --default-quality names")
     parser.add_argument("--candidate-quality", required=True, help="benchmarks/quality.py output with FNC-1 dev")
     parser.add_argument("--fnc1-contradict-min", type=float, default=None, help="default: the default's")
     parser.add_argument("--max-fall", type=float, default=0.02)

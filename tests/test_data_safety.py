@@ -516,7 +516,7 @@ def test_predict_on_nothing_gives_empty_results(tiny_classifier):
     assert tiny_classifier.predict([], long_text="window").window_spans == []
 
 
-def test_epochs_zero_and_bf16_on_cpu_are_recipe_errors(tmp_path, monkeypatch):
+def test_epochs_zero_and_bf16_where_it_cannot_run_well_are_recipe_errors(tmp_path, monkeypatch):
     from stance.model.errors import ConfigError
     from stance.training.config import load_config
 
@@ -529,9 +529,19 @@ def test_epochs_zero_and_bf16_on_cpu_are_recipe_errors(tmp_path, monkeypatch):
     from stance.training.trainer import check_precision_hardware
 
     if not torch.cuda.is_available():
+        bf16 = load_config(recipe, ["training.epochs=1", "training.bf16=true"])
         monkeypatch.setattr("stance.model.classifier.cpu_has_bf16_instructions", lambda: False)
         with pytest.raises(ConfigError, match="training.bf16: true needs a CUDA GPU with bf16 support or a CPU with"):
-            check_precision_hardware(load_config(recipe, ["training.epochs=1", "training.bf16=true"]))
+            check_precision_hardware(bf16)
+        monkeypatch.setattr("stance.model.classifier.cpu_has_bf16_instructions", lambda: True)
+        check_precision_hardware(bf16)  # one process on a CPU that multiplies bf16: allowed
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        with pytest.raises(ConfigError, match="one process only; set it false under torchrun"):
+            check_precision_hardware(bf16)
+        monkeypatch.delenv("WORLD_SIZE")
+        monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda *args: torch.device("xpu"))
+        with pytest.raises(ConfigError, match="no other accelerator \\(this machine has xpu\\)"):
+            check_precision_hardware(bf16)
 
 
 def test_metrics_json_is_strict_json(tmp_path):

@@ -27,9 +27,10 @@ def recipe_dev(path: Path, default: dict[str, float], candidate: dict[str, float
     return path
 
 
-def quality(path: Path, macro: float, contradict: float) -> Path:
-    row = {"dataset": "fnc1", "split": "dev", "system": "model", "long_text": "truncate", "macro_f1": macro}
-    path.write_text(json.dumps({"rows": [{**row, "system": "majority"}, {**row, "f1": {"contradict": contradict}}]}))
+def quality(path: Path, model: str, macro: float, contradict: float, n: int = 5355, backend: str = "torch") -> Path:
+    row = {"dataset": "fnc1", "split": "dev", "system": "model", "long_text": "truncate", "macro_f1": macro, "n": n}
+    rows = [{**row, "system": "majority"}, {**row, "f1": {"contradict": contradict}}]
+    path.write_text(json.dumps({"model": model, "backend": backend, "rows": rows}))
     return path
 
 
@@ -42,41 +43,90 @@ def pair(label: str, contradict: float) -> dict:
     }
 
 
-@pytest.mark.parametrize(
-    ("candidate_dev", "fnc1", "candidate_pair", "failed"),
-    [
-        ({"statements": 0.86, "sick": 0.87, "fnc1": 0.70, "parties": 0.1}, (0.68, 0.30), pair("neutral", 0.30), []),
-        (
-            {"statements": 0.84, "sick": 0.90, "fnc1": 0.70, "parties": 0.9},
-            (0.68, 0.30),
-            pair("contradict", 0.5),
-            ["2"],
-        ),
-        ({"statements": 0.90, "sick": 0.84, "fnc1": 0.71, "parties": 0.9}, (0.68, 0.30), pair("neutral", 0.30), ["3"]),
-        (
-            {"statements": 0.85, "sick": 0.86, "fnc1": 0.69, "parties": 0.9},
-            (0.66, 0.27),
-            pair("neutral", 0.20),
-            ["1", "4a", "4b", "5"],
-        ),
-    ],
-)
-def test_each_rule_is_computed_from_the_files(tmp_path, monkeypatch, candidate_dev, fnc1, candidate_pair, failed):
+def arguments(tmp_path, candidate_dev, fnc1, **quality_options) -> argparse.Namespace:
     default_dev = {"statements": 0.848, "sick": 0.869, "fnc1": 0.688, "parties": 0.8}
-    pairs = {"d": pair("neutral", 0.27), "c": candidate_pair}
-    monkeypatch.setattr(decide, "motivating_pair", pairs.__getitem__)
-    args = argparse.Namespace(
+    return argparse.Namespace(
         recipe_dev=str(recipe_dev(tmp_path / "r.json", default_dev, candidate_dev)),
         default="d",
         candidate="c",
-        default_quality=str(quality(tmp_path / "qd.json", 0.670, 0.282)),
-        candidate_quality=str(quality(tmp_path / "qc.json", *fnc1)),
+        default_quality=str(quality(tmp_path / "qd.json", "default", 0.670, 0.282)),
+        default_quality_model="default",
+        candidate_quality=str(quality(tmp_path / "qc.json", "c", *fnc1, **quality_options)),
         fnc1_contradict_min=None,
         max_fall=0.02,
         rules="rules.md",
     )
-    decision = decide.decide(args)
+
+
+@pytest.mark.parametrize(
+    ("candidate_dev", "fnc1", "pairs", "failed"),
+    [
+        (
+            {"statements": 0.86, "sick": 0.87, "fnc1": 0.70, "parties": 0.1},
+            (0.68, 0.30),
+            (0.27, pair("neutral", 0.30)),
+            [],
+        ),
+        (
+            {"statements": 0.84, "sick": 0.90, "fnc1": 0.70, "parties": 0.9},
+            (0.68, 0.30),
+            (0.27, pair("neutral", 0.5)),
+            ["2"],
+        ),
+        (
+            {"statements": 0.90, "sick": 0.84, "fnc1": 0.71, "parties": 0.9},
+            (0.68, 0.30),
+            (0.27, pair("neutral", 0.3)),
+            ["3"],
+        ),
+        (
+            {"statements": 0.85, "sick": 0.86, "fnc1": 0.69, "parties": 0.9},
+            (0.66, 0.27),
+            (0.27, pair("neutral", 0.20)),
+            ["1", "4a", "4b", "5"],
+        ),
+        # ties pass; the pair's bar is the default's probability to two places (0.274 -> 0.27)
+        (
+            {"statements": 0.848, "sick": 0.869, "fnc1": 0.688, "parties": 0.0},
+            (0.670, 0.282),
+            (0.274, pair("neutral", 0.27)),
+            [],
+        ),
+        # a right label passes rule 5 even below the default's probability
+        (
+            {"statements": 0.86, "sick": 0.87, "fnc1": 0.70, "parties": 0.1},
+            (0.68, 0.30),
+            (0.9, pair("contradict", 0.4)),
+            [],
+        ),
+    ],
+)
+def test_each_rule_is_computed_from_the_files(tmp_path, monkeypatch, candidate_dev, fnc1, pairs, failed):
+    default_probability, candidate_pair = pairs
+    by_model = {"d": pair("neutral", default_probability), "c": candidate_pair}
+    monkeypatch.setattr(decide, "motivating_pair", by_model.__getitem__)
+    decision = decide.decide(arguments(tmp_path, candidate_dev, fnc1))
     missed = [rule.split()[0] for rule, (*_, passed) in decision["results"].items() if not passed]
     assert missed == failed
     assert decision["shipped"] is (not failed)
     assert "parties" not in decision["dev_changes"], "a watched set (not in the mean) never decides"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"n": 1500}, "1500 rows, not the whole split"),
+        ({"backend": "torch-bf16"}, "rules are fp32"),
+    ],
+)
+def test_an_fnc1_file_of_the_wrong_kind_is_refused(tmp_path, options, message):
+    dev = {"statements": 0.86, "sick": 0.87, "fnc1": 0.70, "parties": 0.1}
+    with pytest.raises(SystemExit, match=message):
+        decide.decide(arguments(tmp_path, dev, (0.68, 0.30), **options))
+    args = arguments(tmp_path, dev, (0.68, 0.30))
+    args.candidate_quality = args.default_quality
+    with pytest.raises(SystemExit, match="same file"):
+        decide.decide(args)
+    args.candidate_quality = str(quality(tmp_path / "other.json", "default", 0.68, 0.30))
+    with pytest.raises(SystemExit, match="scores 'default', not 'c'"):
+        decide.decide(args)

@@ -440,12 +440,13 @@ def test_calibration_takes_the_logits_of_the_model_training_kept(tmp_path):
     assert evaluated_dev_logits(fake(outputs={1: {"eval_a": step_one["eval_a"]}}), ["a", "b"], head_order) is None
 
 
+@pytest.mark.parametrize("lora", [True, False])
 def test_bf16_training_runs_under_cpu_autocast_where_the_cpu_multiplies_bf16(
-    tmp_path, data_dir, tiny_model_dir, monkeypatch
+    tmp_path, data_dir, tiny_model_dir, monkeypatch, lora
 ):
     """``training.bf16: true`` on a CPU with bf16 instructions trains under bf16 autocast (the
-    layers compute in bf16) and still saves fp32 weights; the same recipe is refused on a CPU
-    without them, where bf16 is emulated and slower than fp32."""
+    layers compute in bf16), then calibrates and saves the model in fp32, as it will be loaded;
+    the same recipe is refused on a CPU without them, where bf16 is emulated and slower."""
     import torch
 
     from stance.model.errors import ConfigError
@@ -453,32 +454,38 @@ def test_bf16_training_runs_under_cpu_autocast_where_the_cpu_multiplies_bf16(
 
     if torch.cuda.is_available():
         pytest.skip("on a GPU machine the run would train on the GPU")
-    config = load_config(
-        REPO / "configs" / "sick.yaml",
-        tiny_lora_overrides(data_dir, tiny_model_dir, tmp_path / "out", "training.bf16=true"),
+    overrides = tiny_lora_overrides(
+        data_dir, tiny_model_dir, tmp_path / "out", "training.bf16=true", f"model.lora.enabled={str(lora).lower()}"
     )
+    config = load_config(REPO / "configs" / "sick.yaml", overrides)
     monkeypatch.setattr("stance.model.classifier.cpu_has_bf16_instructions", lambda: False)
     with pytest.raises(ConfigError, match="CPU with bf16 instructions"):
         trainer.train(config)
 
     monkeypatch.setattr("stance.model.classifier.cpu_has_bf16_instructions", lambda: True)
-    training_dtypes: set[torch.dtype] = set()
-    build = trainer._build_model
+    dtypes: dict[str, set[torch.dtype]] = {"training": set(), "calibrating": set()}
+    phase = ["training"]
+    build, calibrate = trainer._build_model, trainer._calibrate
 
     def build_and_watch(config):
         model, tokenizer, head_order = build(config)
 
         def record(module, inputs, output):
-            if module.training:
-                training_dtypes.add(output.dtype)
+            if module.training or phase[0] == "calibrating":
+                dtypes[phase[0]].add(output.dtype)
 
         next(m for m in model.modules() if isinstance(m, torch.nn.Linear)).register_forward_hook(record)
         return model, tokenizer, head_order
 
+    def watched_calibrate(*args):
+        phase[0] = "calibrating"
+        return calibrate(*args)
+
     monkeypatch.setattr(trainer, "_build_model", build_and_watch)
+    monkeypatch.setattr(trainer, "_calibrate", watched_calibrate)
     output = trainer.train(config)
-    assert training_dtypes == {torch.bfloat16}
-    saved = StanceClassifier.from_pretrained(output / "adapter", device="cpu", backend="torch")
+    assert dtypes == {"training": {torch.bfloat16}, "calibrating": {torch.float32}}
+    saved = StanceClassifier.from_pretrained(output, device="cpu", backend="torch")
     assert {parameter.dtype for parameter in saved.model.parameters()} == {torch.float32}
     assert json.loads((output / "stance.json").read_text())["training"]["training"]["bf16"] is True, (
         "the record says how it trained"

@@ -338,9 +338,10 @@ def train(config: StanceConfig, prepared: PreparedData | None = None) -> Path:
     output = Path(config.training.output_dir)
     if trainer.is_world_process_zero():
         dev_logits = evaluated_dev_logits(trainer, list(dev_sets), head_order) if has_dev else None
-        _save(
-            trainer.model, tokenizer, config, train_prints, dev_sets, metrics, time.time() - started, output, dev_logits
-        )
+        # Under bf16/fp16 accelerate leaves the model's forward wrapped in autocast; without the
+        # wrapper, calibration scores the saved (fp32) model as it will be loaded.
+        trained = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        _save(trained, tokenizer, config, train_prints, dev_sets, metrics, time.time() - started, output, dev_logits)
         if prepared.test:
             _score_test_sets(output, prepared.test, config)
         if not config.training.keep_checkpoints:
@@ -389,8 +390,9 @@ def evaluated_dev_logits(trainer: StanceTrainer, names: list[str], head_order: l
 
     That evaluation is the best checkpoint's (or the last step's without dev-based selection).
     It must have run in this process (a resumed run may have evaluated that checkpoint before)
-    and in fp32: under bf16/fp16 autocast the logits differ from the saved model's, and on a GPU
-    scoring again is quick anyway.
+    and in fp32: under bf16/fp16 autocast the logits differ from the saved model's. On a GPU
+    scoring again is quick; a bf16 CPU run pays for it (about 8 minutes for the default
+    recipe's 6,000 dev rows), the price of a temperature fitted on the model as it is loaded.
     """
     args = trainer.args
     if args.bf16 or args.fp16 or args.bf16_full_eval or args.fp16_full_eval:
@@ -436,19 +438,30 @@ def check_precision_hardware(config: StanceConfig) -> None:
     """Refuse fp16/bf16 on a machine that cannot run them well (a recipe is portable, so this is
     checked when a run starts, not when the recipe is read).
 
-    bf16 runs on a CUDA GPU with bf16 support, and on a CPU that multiplies bf16 in hardware
-    (AVX512-BF16 or AMX): there autocast trained MPNet with LoRA 1.9x faster than fp32 (4.4
-    against 8.3 s a step of 32 pairs on 2 AVX512-BF16 EPYC cores). Elsewhere on a CPU bf16 is
-    emulated and 2.4-4.7x slower than fp32 (``benchmarks/bf16_isa.py``), so it is refused.
+    bf16 runs on a CUDA GPU with bf16 support, and in one process on a CPU that multiplies bf16
+    in hardware (AVX512-BF16 or AMX): there autocast trained the default's MPNet with LoRA 1.9x
+    faster than fp32 (``benchmarks/train_step.py``). Elsewhere on a CPU bf16 is emulated (2.4-4.7x
+    slower than fp32 in MPNet's linear layers, ``benchmarks/bf16_isa.py``), so it is refused, as
+    is bf16 under torchrun on CPUs (untested there) and on other accelerators (XPU, MPS, ...).
     """
+    import os
+
     from stance.model.classifier import cpu_has_bf16_instructions
 
     t = config.training
     if t.bf16 and not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
-        if torch.cuda.is_available() or not cpu_has_bf16_instructions():
+        accelerator = torch.accelerator.current_accelerator() if hasattr(torch, "accelerator") else None
+        if torch.cuda.is_available() or accelerator is not None:
+            raise ConfigError(
+                f"training.bf16: true needs a CUDA GPU with bf16 support, or a CPU with bf16 instructions and no "
+                f"other accelerator (this machine has {accelerator}); set it false on this machine"
+            )
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("training.bf16: true on CPUs trains in one process only; set it false under torchrun")
+        if not cpu_has_bf16_instructions():
             raise ConfigError(
                 "training.bf16: true needs a CUDA GPU with bf16 support or a CPU with bf16 instructions "
-                "(AVX512-BF16 or AMX; without them bf16 is 2.4-4.7x slower than fp32); set it false on this machine"
+                "(AVX512-BF16 or AMX; without them bf16 is emulated and slower than fp32); set it false on this machine"
             )
     if t.fp16 and not torch.cuda.is_available():
         raise ConfigError("training.fp16: true needs a CUDA GPU; set it false on this machine")
