@@ -20,8 +20,11 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def score_models(config_path: str, models: list[str]) -> dict:
-    """Per model: per dev set macro-F1 (and contradict F1), and the recipe's mean."""
+def score_models(config_path: str, models: list[str], reuse: dict | None = None) -> dict:
+    """Per model: per dev set macro-F1 (and contradict F1), and the recipe's mean.
+
+    ``reuse``: an earlier result of this same recipe; its models are copied, not scored again.
+    """
     from stance.eval.metrics import classification_metrics
     from stance.model.classifier import StanceClassifier
     from stance.training.config import load_config
@@ -32,6 +35,12 @@ def score_models(config_path: str, models: list[str]) -> dict:
     in_mean = {dataset.display_name for dataset in config.data.dev if dataset.in_mean}
     results: dict = {"config": config_path, "in_mean": sorted(in_mean), "models": {}}
     for model in models:
+        if reuse is not None and model in reuse["models"]:
+            if reuse["config"] != config_path or reuse.get("in_mean") != sorted(in_mean):
+                raise SystemExit(f"--reuse: scored with {reuse['config']}, not {config_path}; score {model} again")
+            results["models"][model] = reuse["models"][model] | {"reused_from": reuse["file"]}
+            print(f"{model}  reused from {reuse['file']}", flush=True)
+            continue
         classifier = StanceClassifier.from_pretrained(model, device="cpu")
         sets = {}
         for name, (data, _) in prepared.dev.items():
@@ -55,8 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="the recipe whose dev sets are read")
     parser.add_argument("--model", nargs="+", required=True, help="model or adapter directories")
     parser.add_argument("--output", default=str(RESULTS / "recipe_dev.json"))
+    parser.add_argument(
+        "--reuse", default=None, help="an earlier output of the same --config: its models are copied, not scored again"
+    )
     args = parser.parse_args(argv)
-    results = score_models(args.config, args.model)
+    reuse = None
+    if args.reuse:
+        reuse = json.loads(Path(args.reuse).read_text(encoding="utf-8")) | {"file": args.reuse}
+    results = score_models(args.config, args.model, reuse)
     Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output}")
     return 0
