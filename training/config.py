@@ -172,7 +172,7 @@ class TrainingConfig:
         resume_from_checkpoint: a checkpoint directory (or true: the latest) to continue from.
         dataloader_num_workers: processes that collate batches (0: the main one).
         bf16: bf16 mixed precision: on a CUDA GPU with bf16, or in one process on a CPU with AVX512-BF16
-            or AMX (1.9x faster training there; its evaluations also run in bf16, and the dev sets are
+            or AMX (1.8-2.3x faster training there; its evaluations also run in bf16, and the dev sets are
             scored again in fp32 for calibration); null: on when the GPU supports it (a CPU run stays
             fp32 unless asked).
         fp16: fp16 mixed precision (GPU).

@@ -439,7 +439,7 @@ def check_precision_hardware(config: StanceConfig) -> None:
     checked when a run starts, not when the recipe is read).
 
     bf16 runs on a CUDA GPU with bf16 support, and in one process on a CPU that multiplies bf16
-    in hardware (AVX512-BF16 or AMX): there autocast trained the default's MPNet with LoRA 1.9x
+    in hardware (AVX512-BF16 or AMX): there autocast trained the default's MPNet with LoRA 1.8-2.3x
     faster than fp32 (``benchmarks/train_step.py``). Elsewhere on a CPU bf16 is emulated (2.4-4.7x
     slower than fp32 in MPNet's linear layers, ``benchmarks/bf16_isa.py``), so it is refused, as
     is bf16 under torchrun on CPUs (untested there) and on other accelerators (XPU, MPS, ...).
