@@ -90,16 +90,15 @@ def decide(args: argparse.Namespace) -> dict:
     # rules.md states the default's probability to two places (0.27), and that is the bar
     pair_bar = round(default_pair["probabilities"]["contradict"], 2)
     pair_right = candidate_pair["label"] == candidate_pair["expected"]
-    r4 = round
     results = {
         f"1 mean of the {len(in_mean)} dev sets in the mean >= the default's": [
-            r4(candidate["mean_macro_f1"], 4),
-            r4(default["mean_macro_f1"], 4),
+            round(candidate["mean_macro_f1"], 4),
+            round(default["mean_macro_f1"], 4),
             candidate["mean_macro_f1"] >= default["mean_macro_f1"],
         ],
         "2 statements dev >= the default's": [
-            r4(candidate["dev"]["statements"]["macro_f1"], 4),
-            r4(default["dev"]["statements"]["macro_f1"], 4),
+            round(candidate["dev"]["statements"]["macro_f1"], 4),
+            round(default["dev"]["statements"]["macro_f1"], 4),
             candidate["dev"]["statements"]["macro_f1"] >= default["dev"]["statements"]["macro_f1"],
         ],
         f"3 no dev set in the mean down by more than {args.max_fall} (the worst change)": [
@@ -114,7 +113,7 @@ def decide(args: argparse.Namespace) -> dict:
         ],
         "4b FNC-1 whole dev contradict F1 >= the bar": [
             candidate_fnc1["f1"]["contradict"],
-            r4(contradict_bar, 4),
+            round(contradict_bar, 4),
             candidate_fnc1["f1"]["contradict"] >= contradict_bar,
         ],
         f"5 motivating pair right, or contradict probability >= {pair_bar:.2f} (the default's)": [
@@ -129,7 +128,7 @@ def decide(args: argparse.Namespace) -> dict:
         "default": args.default,
         "columns": ["candidate", "the default or the bar", "passed"],
         "results": results,
-        "dev_changes": {name: r4(change, 4) for name, change in changes.items()},
+        "dev_changes": {name: round(change, 4) for name, change in changes.items()},
         "shipped": all(passed for *_, passed in results.values()),
         "sources": {
             "dev sets": f"{args.recipe_dev} (benchmarks/recipe_dev.py, fp32, the recipe's dev rows)",
