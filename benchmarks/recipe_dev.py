@@ -13,6 +13,7 @@ figure that chooses a checkpoint. Writes ``benchmarks/results/recipe_dev.json``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -20,10 +21,45 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def rows_digest(data) -> str:
+    """SHA-256 of a dev set's rows in order (premise, hypothesis, label): the rows a score is on."""
+    digest = hashlib.sha256()
+    for row in zip(data.premises, data.hypotheses, data.labels, strict=True):
+        digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def check_reuse(reuse: dict, config_path: str, in_mean: list[str], digests: dict[str, str]) -> None:
+    """Refuse an earlier result whose scores are not on exactly these dev rows and this mean.
+
+    A result that records its rows' digests may come from another recipe with the same dev rows
+    (a later experiment reusing the default's scores); an older one, without digests, only from
+    the same recipe file.
+    """
+    source = reuse["file"]
+    if reuse.get("in_mean") != in_mean:
+        raise SystemExit(f"--reuse {source}: its mean is over {reuse.get('in_mean')}, this recipe's over {in_mean}")
+    if "dev_rows_sha256" not in reuse:
+        if reuse["config"] != config_path:
+            raise SystemExit(
+                f"--reuse {source}: scored with {reuse['config']}, not {config_path}, and it records no row "
+                "digests to show the dev rows are the same; score the models again"
+            )
+        return
+    differ = sorted(name for name in digests.keys() | reuse["dev_rows_sha256"].keys()
+                    if reuse["dev_rows_sha256"].get(name) != digests.get(name))  # fmt: skip
+    if differ:
+        raise SystemExit(
+            f"--reuse {source}: its dev rows differ from {config_path}'s in {differ} (other files, samples or "
+            "seeds); score the models again"
+        )
+
+
 def score_models(config_path: str, models: list[str], reuse: dict | None = None) -> dict:
     """Per model: per dev set macro-F1 (and contradict F1), and the recipe's mean.
 
-    ``reuse``: an earlier result of this same recipe; its models are copied, not scored again.
+    ``reuse``: an earlier result on the same dev rows (``dev_rows_sha256``; or, for a result
+    without digests, of the same recipe file); its models are copied, not scored again.
     """
     from stance.eval.metrics import classification_metrics
     from stance.model.classifier import StanceClassifier
@@ -33,11 +69,11 @@ def score_models(config_path: str, models: list[str], reuse: dict | None = None)
     config = load_config(config_path)
     prepared = prepare_data(config)
     in_mean = {dataset.display_name for dataset in config.data.dev if dataset.in_mean}
-    results: dict = {"config": config_path, "in_mean": sorted(in_mean), "models": {}}
+    digests = {name: rows_digest(data) for name, (data, _) in prepared.dev.items()}
+    results: dict = {"config": config_path, "in_mean": sorted(in_mean), "dev_rows_sha256": digests, "models": {}}
     for model in models:
         if reuse is not None and model in reuse["models"]:
-            if reuse["config"] != config_path or reuse.get("in_mean") != sorted(in_mean):
-                raise SystemExit(f"--reuse: scored with {reuse['config']}, not {config_path}; score {model} again")
+            check_reuse(reuse, config_path, sorted(in_mean), digests)
             results["models"][model] = reuse["models"][model] | {"reused_from": reuse["file"]}
             print(f"{model}  reused from {reuse['file']}", flush=True)
             continue
@@ -65,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", nargs="+", required=True, help="model or adapter directories")
     parser.add_argument("--output", default=str(RESULTS / "recipe_dev.json"))
     parser.add_argument(
-        "--reuse", default=None, help="an earlier output of the same --config: its models are copied, not scored again"
+        "--reuse",
+        default=None,
+        help="an earlier output on the same dev rows (checked by digest): its models are copied, not scored again",
     )
     args = parser.parse_args(argv)
     reuse = None
