@@ -55,6 +55,9 @@ ONNX_BACKENDS = ("onnx", "onnx-int8")
 # Not a backend of its own: resolved when the model is loaded (see resolve_backend), and the
 # classifier's ``backend`` is then what it resolved to.
 AUTO_BACKEND = "auto"
+# Up to this many pairs --backend auto runs a built fp32 ONNX export even where torch-bf16 is
+# faster per pair: the export starts without torch (auto_prefers_onnx; benchmarks/auto_backend.py).
+AUTO_ONNX_MAX_PAIRS = 256
 LONG_TEXT_MODES = ("truncate", "window", "evidence")
 
 
@@ -109,15 +112,68 @@ def cpu_has_bf16_instructions() -> bool:
     ran 2.0-2.1x faster in bf16 than fp32; with oneDNN capped below BF16 (``ONEDNN_MAX_CPU_ISA``,
     a stand-in for CPUs without it; fp32 was not slowed by the cap) bf16 took 2.4-2.5x fp32's
     time at AVX-512 and 4.5-4.7x at AVX2 (``benchmarks/bf16_isa.py``). A user's own
-    ``ONEDNN_MAX_CPU_ISA`` below BF16 counts as not having them.
+    ``ONEDNN_MAX_CPU_ISA`` below BF16 counts as not having them. Reads ``/proc/cpuinfo`` where
+    there is one (so ``--backend auto`` can decide before torch is imported), else asks torch.
     """
-    import torch
-
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
     if cap != "ALL" and not any(word in cap for word in ("BF16", "AMX", "FP16")):
         return False
+    flags = _cpuinfo_flags()
+    if flags is not None:  # Linux: the kernel's view of the same CPUID bits, without importing torch
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
+    import torch
+
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # x86; other CPUs: False
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def _cpuinfo_flags() -> set[str] | None:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (Linux); None where there is no such file."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        return None
+    return None
+
+
+def _may_have_gpu() -> bool:
+    """True where a GPU driver is present (NVIDIA or ROCm), so device ``auto`` may mean a GPU.
+
+    Checked without importing torch; a false "yes" only keeps ``--backend auto`` on torch."""
+    return any(Path(p).exists() for p in ("/proc/driver/nvidia/version", "/dev/kfd")) or bool(
+        shutil.which("nvidia-smi")
+    )
+
+
+def auto_prefers_onnx(model_source: str | os.PathLike[str] | None, device: str, pairs: int | None) -> bool:
+    """Whether ``--backend auto`` should run the model's built fp32 ONNX export instead of torch.
+
+    Only where the export is already built (``stance export``; auto never builds one), the work
+    runs on the CPU, and the export is the faster choice there:
+
+    - on a CPU without bf16 instructions, always: auto would otherwise pick fp32 torch, which the
+      export matches label for label and beats both warm (1.24x against 1.05x the pipeline's
+      pairs/s on short pairs, README, Speed) and at start-up (no torch import);
+    - on a CPU with them, for at most ``AUTO_ONNX_MAX_PAIRS`` pairs (``pairs``; None, e.g. a
+      stream on stdin, counts as more): torch-bf16 is faster per pair, but its start-up (importing
+      torch and transformers) costs more than those pairs (``benchmarks/auto_backend.py``).
+
+    The export is fp32, so this never moves a label away from exact fp32; it may differ from what
+    torch-bf16 would have said on the few pairs where bf16 and fp32 disagree.
+    """
+    if str(device) not in ("auto", "cpu") or (str(device) == "auto" and _may_have_gpu()):
+        return False
+    if cpu_has_bf16_instructions() and (pairs is None or pairs > AUTO_ONNX_MAX_PAIRS):
+        return False
+    source = Path(resolve_model_source(model_source or DEFAULT_MODEL_DIR))
+    if not source.is_dir():
+        return False
+    from stance.model.onnx_backend import find_export
+
+    return find_export(source, quantize=False) is not None
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:

@@ -137,7 +137,12 @@ def export_path(model_dir: Path, quantize: bool) -> Path:
 
 
 def find_export(model_dir: Path, quantize: bool) -> Path | None:
-    """The cached export of ``model_dir``'s model, or None when it has not been built (no torch)."""
+    """The cached export of ``model_dir``'s model, or None when it has not been built (no torch).
+
+    Where no export of that kind was ever built it answers without hashing the model's files,
+    so asking (``--backend auto`` does, every command) costs nothing and writes nothing."""
+    if not any(_cache_dir(model_dir, "").glob(f"model-{'int8pc' if quantize else 'fp32'}-*.onnx")):
+        return None
     path = export_path(model_dir, quantize)
     return path if path.is_file() else None
 

@@ -237,6 +237,33 @@ def count_csv_rows(path: str | os.PathLike[str], delimiter: str = ",") -> int | 
         return None
 
 
+def rows_at_most(path: str | os.PathLike[str], limit: int, fmt: str | None = None) -> int | None:
+    """The rows of a table file when there are at most ``limit``, else None (more, or unknown).
+
+    Reads no further than ``limit`` lines, so a huge file costs no more than a small one: JSON
+    Lines and CSV count lines (a blank line, or a newline inside a quoted CSV field, counts as a
+    row, so the count errs high), Parquet reads its footer. A file it cannot read is None: the real
+    reader then reports the problem with its line.
+    """
+    try:
+        kind = table_format(path, fmt)
+        if kind == "parquet":
+            rows = open_parquet(path).metadata.num_rows
+            return rows if rows <= limit else None
+        header = 1 if kind == "csv" else 0
+        lines, last = 0, b"\n"
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                lines += block.count(b"\n")
+                last = block[-1:]
+                if lines - header > limit:
+                    return None
+        rows = lines + (last != b"\n") - header
+        return max(rows, 0) if rows <= limit else None
+    except (InputDataError, OSError, pa.ArrowException):
+        return None
+
+
 def csv_delimiter(path: str | os.PathLike[str]) -> str:
     """The field separator a delimited file's suffix implies: a tab for .tsv, else a comma."""
     return "\t" if Path(path).suffix.lower() == ".tsv" else ","

@@ -38,7 +38,9 @@ MODEL_HELP = (
 # classifier.BACKENDS plus "auto", spelt out so that --help imports nothing (a test keeps them equal).
 BACKEND_CHOICES = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 BACKEND_HELP = (
-    "auto (default): torch-bf16 on a CPU with bf16 instructions (AVX512-BF16 or AMX), else torch; "
+    "auto (default): the model's fp32 ONNX export where `stance export` built one and the work is on the CPU, "
+    "for up to 256 pairs or on a CPU without bf16 instructions (it starts without torch); else torch-bf16 on a "
+    "CPU with bf16 instructions (AVX512-BF16 or AMX), else torch; "
     "torch: fp32 on the CPU, bf16 autocast on CUDA; torch-bf16: bf16 weights, about 2x faster than fp32 "
     "on such a CPU (slower without), labels as fp32's on nearly every pair; onnx: ONNX Runtime, as fp32; "
     "onnx-int8: the fastest CPU path, moves more labels (ONNX files built once, cached next to the model)"
@@ -113,19 +115,24 @@ def _quiet_transformers(args: argparse.Namespace) -> None:
         hf_logging.disable_progress_bar()
 
 
-def _load_classifier(args: argparse.Namespace):
-    from stance.model.classifier import ONNX_BACKENDS, StanceClassifier
+def _load_classifier(args: argparse.Namespace, pairs: int | None = None):
+    """Load the model the flags name. ``pairs``: how many pairs the command will score, where
+    known (None: many, or unknown), for --backend auto's choice of a built ONNX export."""
+    from stance.model.classifier import ONNX_BACKENDS, StanceClassifier, auto_prefers_onnx
 
-    if args.backend not in ONNX_BACKENDS or not _export_is_built(args):
+    options = _classifier_options(args)
+    if args.backend == "auto" and auto_prefers_onnx(args.model, args.device, pairs):
+        options["backend"] = "onnx"  # the built fp32 export: starts without torch (auto_prefers_onnx)
+    if options["backend"] not in ONNX_BACKENDS or not _export_is_built(args, options["backend"]):
         _quiet_transformers(args)
-    classifier = StanceClassifier.from_pretrained(args.model, **_classifier_options(args))
+    classifier = StanceClassifier.from_pretrained(args.model, **options)
     if getattr(args, "evidence_ranker", None):
         classifier.metadata.evidence_ranker = args.evidence_ranker
     return classifier
 
 
-def _export_is_built(args: argparse.Namespace) -> bool:
-    """True when --backend onnx* can run from a cached export (no torch, no transformers)."""
+def _export_is_built(args: argparse.Namespace, backend: str) -> bool:
+    """True when ``backend`` (onnx or onnx-int8) can run from a cached export (no torch, no transformers)."""
     from stance.model.loading import DEFAULT_MODEL_DIR, resolve_model_source
 
     source = Path(resolve_model_source(args.model or DEFAULT_MODEL_DIR))
@@ -133,7 +140,7 @@ def _export_is_built(args: argparse.Namespace) -> bool:
         return False
     from stance.model.onnx_backend import find_export
 
-    return find_export(source, quantize=args.backend == "onnx-int8") is not None
+    return find_export(source, quantize=backend == "onnx-int8") is not None
 
 
 def _score_options(args: argparse.Namespace) -> dict:
@@ -346,7 +353,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     _check_common_options(args)
     _check_model_argument(args.model)
-    classifier = _load_classifier(args)
+    classifier = _load_classifier(args, pairs=1)
     result = classifier.predict([(args.premise, args.hypothesis)], symmetric=args.symmetric, long_text=args.long_text)
     probabilities = dict(zip(("support", "contradict", "neutral"), map(float, result.probabilities[0]), strict=True))
     if args.json:
@@ -377,7 +384,7 @@ def _run_score(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return _run_score_ray(args)
     pairs_of_files = _input_output_pairs(args)
-    classifier = _load_classifier(args)
+    classifier = _load_classifier(args, _pairs_to_score(args, [source for source, _ in pairs_of_files]))
     options = _score_options(args)
     if args.output is None:
         from stance.model.scoring import score_frame
@@ -421,8 +428,30 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs_to_score(args: argparse.Namespace, inputs: list[str]) -> int | None:
+    """The pairs in ``inputs`` when few enough to matter to --backend auto (see
+    ``auto_prefers_onnx``), else None; stdin is None. Reads no further than that limit."""
+    if args.backend != "auto" or any(source in ("-", "/dev/stdin") for source in inputs):
+        return None
+    from stance.model.classifier import AUTO_ONNX_MAX_PAIRS
+    from stance.model.tables import rows_at_most
+
+    total = 0
+    for source in inputs:
+        rows = rows_at_most(source, AUTO_ONNX_MAX_PAIRS - total, args.input_format)
+        if rows is None:
+            return None
+        total += rows
+    return total
+
+
 def _backend_note(args: argparse.Namespace, classifier) -> str:
-    """Text naming the backend when --backend auto chose bf16 weights, so nobody takes them for fp32."""
+    """Text naming the backend when --backend auto chose other than fp32 torch, so nobody takes
+    bf16 weights for fp32, or wonders why a command started without torch."""
+    if args.backend == "auto" and classifier.backend == "onnx":
+        return (
+            " (backend onnx: the model's built fp32 ONNX export, chosen by --backend auto; --backend torch for torch)"
+        )
     if args.backend == "auto" and classifier.backend != "torch":
         return f" (backend {classifier.backend}, chosen by --backend auto on this CPU; --backend torch for exact fp32)"
     return ""

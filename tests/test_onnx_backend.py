@@ -64,17 +64,20 @@ print(json.dumps({{"rc": rc, "torch": "torch" in sys.modules, "transformers": "t
 """
 
 
-def _cli_in_fresh_process(args: list[str]) -> dict:
+def _cli_in_fresh_process(args: list[str], env: dict | None = None, stderr: bool = False) -> dict:
+    """Run ``stance ARGS`` in a new interpreter: its exit code and whether torch / transformers
+    were imported (and, with ``stderr``, what it printed there)."""
     import json
     import os
     import subprocess
     import sys
 
     code = _IMPORTS_AFTER.format(args=[str(a) for a in args])
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"} | (env or {})
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stderr.strip().splitlines()[-1])
+    info = json.loads(result.stderr.strip().splitlines()[-1])
+    return info | {"stderr": result.stderr} if stderr else info
 
 
 @pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
@@ -99,6 +102,72 @@ def test_scoring_with_a_built_export_imports_neither_torch_nor_transformers(tmp_
     assert [row["label"] for row in rows] == torch_loaded.labels
     probabilities = np.array([[row[f"prob_{k}"] for k in ("support", "contradict", "neutral")] for row in rows])
     np.testing.assert_allclose(probabilities, torch_loaded.probabilities, atol=1e-5)
+
+
+def test_backend_auto_runs_a_built_fp32_export_for_a_few_pairs_and_never_builds_one(tmp_path, tiny_model_dir):
+    """--backend auto (the CLI's default) starts without torch once the model's fp32 export is
+    built: for one pair or a small file on any CPU, and for any input on a CPU without bf16
+    instructions; the labels are fp32 torch's. Without an export it loads torch and builds none."""
+    import json
+
+    from stance.model.classifier import AUTO_ONNX_MAX_PAIRS, cpu_has_bf16_instructions
+
+    model = shutil.copytree(tiny_model_dir, tmp_path / "m")
+    few, many = tmp_path / "few.jsonl", tmp_path / "many.jsonl"
+    few.write_text("".join(json.dumps({"premise": p, "hypothesis": h}) + "\n" for p, h in PAIRS))
+    rows = [PAIRS[i % len(PAIRS)] for i in range(AUTO_ONNX_MAX_PAIRS + 1)]
+    many.write_text("".join(json.dumps({"premise": p, "hypothesis": h}) + "\n" for p, h in rows))
+    chosen = "backend onnx: the model's built fp32 ONNX export, chosen by --backend auto"
+
+    def score(data, name, env=None):
+        out = tmp_path / name
+        run = _cli_in_fresh_process(["score", "--model", model, "--input", data, "--output", out, "--no-progress"],
+                                    env, stderr=True)  # fmt: skip
+        return run, [json.loads(line) for line in out.read_text().splitlines()]
+
+    before, _ = score(few, "before.jsonl")
+    assert before["torch"] and chosen not in before["stderr"]
+    assert not (model / "onnx").exists(), "auto never builds an export (nor writes a hash cache asking)"
+    assert _cli_in_fresh_process(["export", "--model", model])["rc"] == 0
+
+    one = _cli_in_fresh_process(["predict", "--model", model, "--json", *PAIRS[0]], stderr=True)
+    assert (one["torch"], one["transformers"]) == (False, False) and chosen in one["stderr"]
+    small, scored = score(few, "few-scored.jsonl")
+    assert (small["torch"], small["transformers"]) == (False, False) and chosen in small["stderr"]
+    reference = StanceClassifier.from_pretrained(model, device="cpu", backend="torch").predict(PAIRS)
+    assert [row["label"] for row in scored] == reference.labels
+    probabilities = np.array([[row[f"prob_{k}"] for k in ("support", "contradict", "neutral")] for row in scored])
+    np.testing.assert_allclose(probabilities, reference.probabilities, atol=1e-5)
+
+    # More pairs than the limit: bf16 weights where the CPU has bf16 instructions (faster per
+    # pair); the export on a CPU without them (capped here through oneDNN's ISA variable).
+    big, _ = score(many, "many-scored.jsonl")
+    assert (chosen in big["stderr"]) is not cpu_has_bf16_instructions(), big["stderr"][-2000:]
+    capped, _ = score(many, "many-capped.jsonl", {"ONEDNN_MAX_CPU_ISA": "AVX2"})
+    assert not capped["torch"] and chosen in capped["stderr"]
+
+
+def test_auto_prefers_onnx_only_on_the_cpu_with_a_built_export(monkeypatch, model_copy, tiny_model_dir, tmp_path):
+    from stance.model import classifier as classifier_module
+
+    StanceClassifier.from_pretrained(model_copy, device="cpu", backend="onnx")  # builds the fp32 export
+    unbuilt = shutil.copytree(tiny_model_dir, tmp_path / "unbuilt")
+    monkeypatch.setattr(classifier_module, "cpu_has_bf16_instructions", lambda: True)
+    monkeypatch.setattr(classifier_module, "_may_have_gpu", lambda: False)
+    prefers = classifier_module.auto_prefers_onnx
+    assert prefers(model_copy, "auto", 1) and prefers(model_copy, "cpu", classifier_module.AUTO_ONNX_MAX_PAIRS)
+    assert not prefers(model_copy, "cpu", classifier_module.AUTO_ONNX_MAX_PAIRS + 1)
+    assert not prefers(model_copy, "cpu", None), "an unknown number of pairs (stdin) counts as many"
+    assert not prefers(unbuilt, "cpu", 1), "no export built: torch"
+    assert not prefers(model_copy, "cuda", 1) and not prefers(model_copy, "cuda:0", 1)
+    monkeypatch.setattr(classifier_module, "_may_have_gpu", lambda: True)
+    assert not prefers(model_copy, "auto", 1), "device auto may mean a GPU here"
+    assert prefers(model_copy, "cpu", 1)
+    monkeypatch.setattr(classifier_module, "cpu_has_bf16_instructions", lambda: False)
+    assert prefers(model_copy, "cpu", None), "without bf16 instructions the export is faster at any size"
+    from stance.cli import BACKEND_HELP
+
+    assert f"up to {classifier_module.AUTO_ONNX_MAX_PAIRS} pairs" in BACKEND_HELP, "--help states the limit"
 
 
 def test_help_and_argument_errors_import_no_torch():

@@ -198,3 +198,27 @@ def test_progress_bar_knows_the_total_for_every_file_format(tmp_path, tiny_class
     score_file(tiny_classifier, source, tmp_path / "out.jsonl", progress=True, chunk_rows=16, batch_size=8)
     err = capsys.readouterr().err
     assert "37/37" in err, err[-500:]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+@pytest.mark.parametrize("rows", [0, 1, 5, 6])
+def test_rows_at_most_counts_small_tables_and_stops_at_the_limit(tmp_path, suffix, rows):
+    """What --backend auto reads to tell a small input: the rows when at most the limit, else
+    None; with or without a final newline; a missing or unreadable file is None, not an error."""
+    from stance.model.tables import rows_at_most
+
+    frame = pd.DataFrame({"premise": [f"p {i}" for i in range(rows)], "hypothesis": ["h"] * rows})
+    path = tmp_path / f"t{suffix}"
+    if suffix == ".parquet":
+        frame.to_parquet(path)
+    elif suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        path.write_text("".join(json.dumps(record) + "\n" for record in frame.to_dict("records")))
+    assert rows_at_most(path, 5) == (rows if rows <= 5 else None)
+    if suffix != ".parquet" and rows:
+        path.write_bytes(path.read_bytes().rstrip(b"\n"))  # no final newline: the last row still counts
+        assert rows_at_most(path, 5) == (rows if rows <= 5 else None)
+    assert rows_at_most(tmp_path / f"missing{suffix}", 5) is None
+    (tmp_path / "t.txt").write_text("premise\n")
+    assert rows_at_most(tmp_path / "t.txt", 5) is None, "a format it cannot tell is not guessed"
