@@ -1,15 +1,19 @@
 """Where --backend auto should switch from torch-bf16 to a built fp32 ONNX export: whole commands.
 
 ``stance score`` as a user types it, on the default model, for inputs of a few sizes, with
-``--backend torch-bf16`` (bf16 weights: faster per pair on a CPU with bf16 instructions, but it
+``--backend torch`` (fp32, what auto replaces on a CPU without bf16 instructions), ``--backend
+torch-bf16`` (bf16 weights: faster per pair on a CPU with bf16 instructions, but it
 imports torch and transformers first), ``--backend onnx`` (the built fp32 export: starts without
-them) and as typed (``auto``, which picks one of the two by ``AUTO_ONNX_MAX_PAIRS``). The three
+them) and as typed (``auto``, which picks by ``AUTO_ONNX_MAX_PAIRS``). The three
 run in turn for ``--rounds`` rounds so the machine's drift falls on all alike; each command is run
 once untimed first (the merged-weights cache and the export are built then, as a user's first
 command builds them). Reports median wall seconds, peak RSS, and the backend auto chose.
 
     python benchmarks/auto_backend.py --rounds 3
-Writes benchmarks/results/auto_backend.json.
+Writes benchmarks/results/auto_backend.json. It builds the default's fp32 export (``stance
+export``) and leaves it in the cache, as a user who ran ``stance export`` has it: from then on
+``--backend auto`` runs it for small inputs in this checkout (delete ``model/default/onnx/``, or
+the user cache's ``onnx/``, to go back).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import load_rows, machine_facts, timed_command  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BACKENDS = ("torch-bf16", "onnx", "auto")
+BACKENDS = ("torch", "torch-bf16", "onnx", "auto")
 
 
 def write_input(path: Path, workload: str, rows: int) -> Path:
@@ -82,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                 for backend in BACKENDS:
                     timings[key, backend].append(timed_command(command(stance, source, target, backend)))
             print(f"round {round_number + 1} of {args.rounds} done", file=sys.stderr, flush=True)
-        print("| input | pairs | torch-bf16 s | onnx (fp32) s | onnx / torch-bf16 | auto s | auto chose |")
-        print("|---|---:|---:|---:|---:|---:|---|")
+        print("| input | pairs | torch s | torch-bf16 s | onnx (fp32) s | onnx / torch-bf16 | auto s | auto chose |")
+        print("|---|---:|---:|---:|---:|---:|---:|---|")
         for key, source in sources.items():
             row = {"workload": key[0], "pairs": key[1], "auto_chose": chosen_backend(stance, source, target)}
             for backend in BACKENDS:
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = row["onnx"]["median_seconds"] / row["torch-bf16"]["median_seconds"]
             row["onnx_over_torch_bf16"] = round(ratio, 3)
             results["inputs"].append(row)
-            print(f"| {key[0]} | {key[1]:,} | {row['torch-bf16']['median_seconds']:.2f} | "
+            print(f"| {key[0]} | {key[1]:,} | {row['torch']['median_seconds']:.2f} | {row['torch-bf16']['median_seconds']:.2f} | "
                   f"{row['onnx']['median_seconds']:.2f} | {ratio:.2f} | {row['auto']['median_seconds']:.2f} | "
                   f"{row['auto_chose']} |")  # fmt: skip
     Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

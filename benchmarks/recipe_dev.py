@@ -55,11 +55,22 @@ def check_reuse(reuse: dict, config_path: str, in_mean: list[str], digests: dict
         )
 
 
+def model_digest(model: str) -> str | None:
+    """SHA-256 over a model directory's files that decide its outputs (None for a hub id)."""
+    from stance.model.loading import model_fingerprint, resolve_model_source
+
+    source = Path(resolve_model_source(model))
+    if not source.is_dir():
+        return None
+    return hashlib.sha256(json.dumps(model_fingerprint(source), sort_keys=True).encode()).hexdigest()
+
+
 def score_models(config_path: str, models: list[str], reuse: dict | None = None) -> dict:
     """Per model: per dev set macro-F1 (and contradict F1), and the recipe's mean.
 
     ``reuse``: an earlier result on the same dev rows (``dev_rows_sha256``; or, for a result
-    without digests, of the same recipe file); its models are copied, not scored again.
+    without digests, of the same recipe file); its models are copied, not scored again, unless
+    a model's files changed since (``model_sha256``, recorded since 2026-11-27).
     """
     from stance.eval.metrics import classification_metrics
     from stance.model.classifier import StanceClassifier
@@ -74,6 +85,9 @@ def score_models(config_path: str, models: list[str], reuse: dict | None = None)
     for model in models:
         if reuse is not None and model in reuse["models"]:
             check_reuse(reuse, config_path, sorted(in_mean), digests)
+            recorded = reuse["models"][model].get("model_sha256")
+            if recorded is not None and recorded != model_digest(model):
+                raise SystemExit(f"--reuse {reuse['file']}: {model} has changed since it was scored; score it again")
             results["models"][model] = reuse["models"][model] | {"reused_from": reuse["file"]}
             print(f"{model}  reused from {reuse['file']}", flush=True)
             continue
@@ -89,7 +103,7 @@ def score_models(config_path: str, models: list[str], reuse: dict | None = None)
             }
             print(f"{model}  {name:<22} {metrics['macro_f1']:.4f}", flush=True)
         mean = sum(sets[name]["macro_f1"] for name in sets if name in in_mean) / len(in_mean & set(sets))
-        results["models"][model] = {"dev": sets, "mean_macro_f1": mean}
+        results["models"][model] = {"dev": sets, "mean_macro_f1": mean, "model_sha256": model_digest(model)}
         print(f"{model}  mean of {len(in_mean & set(sets))} sets  {mean:.4f}", flush=True)
     return results
 

@@ -55,8 +55,9 @@ ONNX_BACKENDS = ("onnx", "onnx-int8")
 # Not a backend of its own: resolved when the model is loaded (see resolve_backend), and the
 # classifier's ``backend`` is then what it resolved to.
 AUTO_BACKEND = "auto"
-# Up to this many pairs --backend auto runs a built fp32 ONNX export even where torch-bf16 is
-# faster per pair: the export starts without torch (auto_prefers_onnx; benchmarks/auto_backend.py).
+# Up to this many forward passes --backend auto runs a built fp32 ONNX export even where
+# torch-bf16 is faster per pair: the export starts without torch (auto_prefers_onnx); the
+# measured crossover is in benchmarks/results/auto_backend.json.
 AUTO_ONNX_MAX_PAIRS = 256
 LONG_TEXT_MODES = ("truncate", "window", "evidence")
 
@@ -112,19 +113,35 @@ def cpu_has_bf16_instructions() -> bool:
     ran 2.0-2.1x faster in bf16 than fp32; with oneDNN capped below BF16 (``ONEDNN_MAX_CPU_ISA``,
     a stand-in for CPUs without it; fp32 was not slowed by the cap) bf16 took 2.4-2.5x fp32's
     time at AVX-512 and 4.5-4.7x at AVX2 (``benchmarks/bf16_isa.py``). A user's own
-    ``ONEDNN_MAX_CPU_ISA`` below BF16 counts as not having them. Reads ``/proc/cpuinfo`` where
-    there is one (so ``--backend auto`` can decide before torch is imported), else asks torch.
+    ``ONEDNN_MAX_CPU_ISA`` below BF16 counts as not having them.
     """
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
-    if cap != "ALL" and not any(word in cap for word in ("BF16", "AMX", "FP16")):
+    if _bf16_capped_off():
         return False
-    flags = _cpuinfo_flags()
-    if flags is not None:  # Linux: the kernel's view of the same CPUID bits, without importing torch
-        return bool(flags & {"avx512_bf16", "amx_bf16"})
     import torch
 
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # x86; other CPUs: False
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def _bf16_capped_off() -> bool:
+    """True when the user's ``ONEDNN_MAX_CPU_ISA`` keeps oneDNN below bf16 instructions."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    return cap != "ALL" and not any(word in cap for word in ("BF16", "AMX", "FP16"))
+
+
+def _cpu_has_bf16_before_torch() -> bool:
+    """:func:`cpu_has_bf16_instructions` without importing torch where ``/proc/cpuinfo`` says
+    (Linux: the kernel's view of the same CPUID bits), for a choice made before torch loads.
+
+    A kernel too old to list the flags reads as "no": auto then runs the fp32 export, slower
+    than bf16 weights on large inputs but with fp32's labels; torch's own probe still decides
+    between torch-bf16 and torch."""
+    if _bf16_capped_off():
+        return False
+    flags = _cpuinfo_flags()
+    if flags is None:
+        return cpu_has_bf16_instructions()
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def _cpuinfo_flags() -> set[str] | None:
@@ -143,37 +160,52 @@ def _may_have_gpu() -> bool:
     """True where a GPU driver is present (NVIDIA or ROCm), so device ``auto`` may mean a GPU.
 
     Checked without importing torch; a false "yes" only keeps ``--backend auto`` on torch."""
-    return any(Path(p).exists() for p in ("/proc/driver/nvidia/version", "/dev/kfd")) or bool(
-        shutil.which("nvidia-smi")
-    )
+    signs = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")  # NVIDIA, ROCm, WSL2
+    return any(Path(p).exists() for p in signs) or bool(shutil.which("nvidia-smi"))
 
 
 def auto_prefers_onnx(model_source: str | os.PathLike[str] | None, device: str, pairs: int | None) -> bool:
     """Whether ``--backend auto`` should run the model's built fp32 ONNX export instead of torch.
 
-    Only where the export is already built (``stance export``; auto never builds one), the work
-    runs on the CPU, and the export is the faster choice there:
+    Only where the export is already built (``stance export``; auto never builds one) and loads
+    without torch (:func:`_export_files`), onnxruntime is installed, the work runs on the CPU, and
+    the export is the faster choice there:
 
     - on a CPU without bf16 instructions, always: auto would otherwise pick fp32 torch, which the
-      export matches label for label and beats both warm (1.24x against 1.05x the pipeline's
-      pairs/s on short pairs, README, Speed) and at start-up (no torch import);
-    - on a CPU with them, for at most ``AUTO_ONNX_MAX_PAIRS`` pairs (``pairs``; None, e.g. a
-      stream on stdin, counts as more): torch-bf16 is faster per pair, but its start-up (importing
-      torch and transformers) costs more than those pairs (``benchmarks/auto_backend.py``).
+      export matches label for label; the fp32 export was faster than fp32 torch warm in every
+      measured table (README, Speed), and it starts without importing torch;
+    - on a CPU with them, for at most ``AUTO_ONNX_MAX_PAIRS`` forward passes (``pairs``; None, e.g.
+      a stream on stdin, counts as more): torch-bf16 is faster per pair, but its start-up
+      (importing torch and transformers) costs more than those pairs (``benchmarks/auto_backend.py``).
 
     The export is fp32, so this never moves a label away from exact fp32; it may differ from what
     torch-bf16 would have said on the few pairs where bf16 and fp32 disagree.
     """
+    import importlib.util
+
     if str(device) not in ("auto", "cpu") or (str(device) == "auto" and _may_have_gpu()):
         return False
-    if cpu_has_bf16_instructions() and (pairs is None or pairs > AUTO_ONNX_MAX_PAIRS):
+    # the pair count first: one pair never needs the CPU probe (which imports torch off Linux)
+    if (pairs is None or pairs > AUTO_ONNX_MAX_PAIRS) and _cpu_has_bf16_before_torch():
         return False
     source = Path(resolve_model_source(model_source or DEFAULT_MODEL_DIR))
-    if not source.is_dir():
+    if not source.is_dir() or importlib.util.find_spec("onnxruntime") is None:
         return False
-    from stance.model.onnx_backend import find_export
+    return _export_files(source, "onnx") is not None
 
-    return find_export(source, quantize=False) is not None
+
+def _export_files(local: Path, backend: str) -> tuple[Path, Path] | None:
+    """(the built export, the directory with its tokenizer.json and config.json) when ``local``'s
+    model can run on ``backend`` without torch; None when the export is not built, or an
+    adapter's base is not on disk, or there is no ``tokenizer.json``."""
+    from stance.model.onnx_backend import adapter_base_dir, find_export
+
+    onnx_path = find_export(local, quantize=backend == "onnx-int8")
+    # An adapter directory holds neither tokenizer nor architecture: both are its base's.
+    files = adapter_base_dir(local) if is_adapter_dir(local) else local
+    if onnx_path is None or files is None or not (files / "tokenizer.json").is_file():
+        return None
+    return onnx_path, files
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -424,14 +456,12 @@ class StanceClassifier:
         import json
 
         from stance.model.fast_tokenizer import PairTokenizer
-        from stance.model.onnx_backend import adapter_base_dir, find_export
 
-        onnx_path = find_export(local, quantize=backend == "onnx-int8")
-        # An adapter directory holds neither tokenizer nor architecture: both are its base's,
-        # and its head's outputs are named as _load_adapter names them (_adapter_head_id2label).
-        files = adapter_base_dir(local) if is_adapter_dir(local) else local
-        if onnx_path is None or files is None or not (files / "tokenizer.json").is_file():
+        found = _export_files(local, backend)
+        if found is None:
             return None
+        onnx_path, files = found
+        # An adapter's head's outputs are named as _load_adapter names them (_adapter_head_id2label).
         config = json.loads((files / "config.json").read_text(encoding="utf-8"))
         if files != local:
             # As AutoConfig reads a config.json without id2label (the torch path): LABEL_0, ...

@@ -242,10 +242,15 @@ def rows_at_most(path: str | os.PathLike[str], limit: int, fmt: str | None = Non
 
     Reads no further than ``limit`` lines, so a huge file costs no more than a small one: JSON
     Lines and CSV count lines (a blank line, or a newline inside a quoted CSV field, counts as a
-    row, so the count errs high), Parquet reads its footer. A file it cannot read is None: the real
-    reader then reports the problem with its line.
+    row, so the count errs high), Parquet reads its footer. Anything but a regular file (a pipe,
+    ``/dev/fd/N``, a device) is None and is not read: what it reads would be lost to the scorer.
+    A file it cannot read is None: the real reader then reports the problem with its line.
     """
+    import stat
+
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         kind = table_format(path, fmt)
         if kind == "parquet":
             rows = open_parquet(path).metadata.num_rows

@@ -353,7 +353,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     _check_common_options(args)
     _check_model_argument(args.model)
-    classifier = _load_classifier(args, pairs=1)
+    classifier = _load_classifier(args, pairs=2 if args.symmetric else 1)
     result = classifier.predict([(args.premise, args.hypothesis)], symmetric=args.symmetric, long_text=args.long_text)
     probabilities = dict(zip(("support", "contradict", "neutral"), map(float, result.probabilities[0]), strict=True))
     if args.json:
@@ -429,19 +429,23 @@ def _run_score(args: argparse.Namespace) -> int:
 
 
 def _pairs_to_score(args: argparse.Namespace, inputs: list[str]) -> int | None:
-    """The pairs in ``inputs`` when few enough to matter to --backend auto (see
-    ``auto_prefers_onnx``), else None; stdin is None. Reads no further than that limit."""
-    if args.backend != "auto" or any(source in ("-", "/dev/stdin") for source in inputs):
+    """The forward passes ``inputs`` need when few enough to matter to --backend auto (see
+    ``auto_prefers_onnx``), else None; a stream (stdin, a pipe) is None and is not read.
+    Reads no further than that limit; --symmetric counts each pair twice."""
+    from stance.model.scoring import is_stream
+
+    if args.backend != "auto" or any(is_stream(source) for source in inputs):
         return None
     from stance.model.classifier import AUTO_ONNX_MAX_PAIRS
     from stance.model.tables import rows_at_most
 
+    passes = 2 if args.symmetric else 1
     total = 0
     for source in inputs:
-        rows = rows_at_most(source, AUTO_ONNX_MAX_PAIRS - total, args.input_format)
+        rows = rows_at_most(source, (AUTO_ONNX_MAX_PAIRS - total) // passes, args.input_format)
         if rows is None:
             return None
-        total += rows
+        total += rows * passes
     return total
 
 

@@ -110,9 +110,10 @@ def test_backend_auto_runs_a_built_fp32_export_for_a_few_pairs_and_never_builds_
     instructions; the labels are fp32 torch's. Without an export it loads torch and builds none."""
     import json
 
-    from stance.model.classifier import AUTO_ONNX_MAX_PAIRS, cpu_has_bf16_instructions
+    from stance.model.classifier import AUTO_ONNX_MAX_PAIRS, _cpu_has_bf16_before_torch, _may_have_gpu
 
     model = shutil.copytree(tiny_model_dir, tmp_path / "m")
+    on_cpu = ["--device", "cpu"] if _may_have_gpu() else []  # device auto keeps torch where a GPU may be
     few, many = tmp_path / "few.jsonl", tmp_path / "many.jsonl"
     few.write_text("".join(json.dumps({"premise": p, "hypothesis": h}) + "\n" for p, h in PAIRS))
     rows = [PAIRS[i % len(PAIRS)] for i in range(AUTO_ONNX_MAX_PAIRS + 1)]
@@ -121,8 +122,8 @@ def test_backend_auto_runs_a_built_fp32_export_for_a_few_pairs_and_never_builds_
 
     def score(data, name, env=None):
         out = tmp_path / name
-        run = _cli_in_fresh_process(["score", "--model", model, "--input", data, "--output", out, "--no-progress"],
-                                    env, stderr=True)  # fmt: skip
+        run = _cli_in_fresh_process(["score", "--model", model, "--input", data, "--output", out, "--no-progress",
+                                     *on_cpu], env, stderr=True)  # fmt: skip
         return run, [json.loads(line) for line in out.read_text().splitlines()]
 
     before, _ = score(few, "before.jsonl")
@@ -130,7 +131,7 @@ def test_backend_auto_runs_a_built_fp32_export_for_a_few_pairs_and_never_builds_
     assert not (model / "onnx").exists(), "auto never builds an export (nor writes a hash cache asking)"
     assert _cli_in_fresh_process(["export", "--model", model])["rc"] == 0
 
-    one = _cli_in_fresh_process(["predict", "--model", model, "--json", *PAIRS[0]], stderr=True)
+    one = _cli_in_fresh_process(["predict", "--model", model, "--json", *on_cpu, *PAIRS[0]], stderr=True)
     assert (one["torch"], one["transformers"]) == (False, False) and chosen in one["stderr"]
     small, scored = score(few, "few-scored.jsonl")
     assert (small["torch"], small["transformers"]) == (False, False) and chosen in small["stderr"]
@@ -142,7 +143,7 @@ def test_backend_auto_runs_a_built_fp32_export_for_a_few_pairs_and_never_builds_
     # More pairs than the limit: bf16 weights where the CPU has bf16 instructions (faster per
     # pair); the export on a CPU without them (capped here through oneDNN's ISA variable).
     big, _ = score(many, "many-scored.jsonl")
-    assert (chosen in big["stderr"]) is not cpu_has_bf16_instructions(), big["stderr"][-2000:]
+    assert (chosen in big["stderr"]) is not _cpu_has_bf16_before_torch(), big["stderr"][-2000:]
     capped, _ = score(many, "many-capped.jsonl", {"ONEDNN_MAX_CPU_ISA": "AVX2"})
     assert not capped["torch"] and chosen in capped["stderr"]
 
@@ -152,7 +153,7 @@ def test_auto_prefers_onnx_only_on_the_cpu_with_a_built_export(monkeypatch, mode
 
     StanceClassifier.from_pretrained(model_copy, device="cpu", backend="onnx")  # builds the fp32 export
     unbuilt = shutil.copytree(tiny_model_dir, tmp_path / "unbuilt")
-    monkeypatch.setattr(classifier_module, "cpu_has_bf16_instructions", lambda: True)
+    monkeypatch.setattr(classifier_module, "_cpu_has_bf16_before_torch", lambda: True)
     monkeypatch.setattr(classifier_module, "_may_have_gpu", lambda: False)
     prefers = classifier_module.auto_prefers_onnx
     assert prefers(model_copy, "auto", 1) and prefers(model_copy, "cpu", classifier_module.AUTO_ONNX_MAX_PAIRS)
@@ -163,8 +164,10 @@ def test_auto_prefers_onnx_only_on_the_cpu_with_a_built_export(monkeypatch, mode
     monkeypatch.setattr(classifier_module, "_may_have_gpu", lambda: True)
     assert not prefers(model_copy, "auto", 1), "device auto may mean a GPU here"
     assert prefers(model_copy, "cpu", 1)
-    monkeypatch.setattr(classifier_module, "cpu_has_bf16_instructions", lambda: False)
+    monkeypatch.setattr(classifier_module, "_cpu_has_bf16_before_torch", lambda: False)
     assert prefers(model_copy, "cpu", None), "without bf16 instructions the export is faster at any size"
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "onnxruntime" else object())
+    assert not prefers(model_copy, "cpu", 1), "an export another environment built needs onnxruntime here"
     from stance.cli import BACKEND_HELP
 
     assert f"up to {classifier_module.AUTO_ONNX_MAX_PAIRS} pairs" in BACKEND_HELP, "--help states the limit"

@@ -85,3 +85,15 @@ def test_reuse_without_digests_is_allowed_from_the_same_recipe_file(tmp_path, ti
     earlier["file"] = "earlier.json"
     again = recipe_dev.score_models(config, [str(tiny_model_dir)], earlier)
     assert again["models"][str(tiny_model_dir)]["reused_from"] == "earlier.json"
+
+
+def test_reuse_is_refused_for_a_model_whose_files_changed_since(tmp_path, tiny_model_dir):
+    import shutil
+
+    model = shutil.copytree(tiny_model_dir, tmp_path / "m")
+    config = recipe(tmp_path, "a", ROWS[:3], model)
+    earlier = recipe_dev.score_models(config, [str(model)]) | {"file": "earlier.json"}
+    assert recipe_dev.score_models(config, [str(model)], earlier)["models"][str(model)]["reused_from"]
+    (model / "config.json").write_text((model / "config.json").read_text().replace("{", '{"changed": 1, ', 1))
+    with pytest.raises(SystemExit, match="has changed since it was scored"):
+        recipe_dev.score_models(config, [str(model)], earlier)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -222,3 +223,6 @@ def test_rows_at_most_counts_small_tables_and_stops_at_the_limit(tmp_path, suffi
     assert rows_at_most(tmp_path / f"missing{suffix}", 5) is None
     (tmp_path / "t.txt").write_text("premise\n")
     assert rows_at_most(tmp_path / "t.txt", 5) is None, "a format it cannot tell is not guessed"
+    fifo = tmp_path / f"fifo{suffix}"
+    os.mkfifo(fifo)  # opening it to read would block: a pipe is never read, or its rows would be lost
+    assert rows_at_most(fifo, 5) is None
