@@ -130,3 +130,17 @@ def test_an_fnc1_file_of_the_wrong_kind_is_refused(tmp_path, options, message):
     args.candidate_quality = str(quality(tmp_path / "other.json", "default", 0.68, 0.30))
     with pytest.raises(SystemExit, match="scores 'default', not 'c'"):
         decide.decide(args)
+
+
+def test_fnc1_may_be_left_unmeasured_only_when_a_dev_rule_already_failed(tmp_path, monkeypatch):
+    monkeypatch.setattr(decide, "motivating_pair", lambda model: pair("neutral", 0.3))
+    args = arguments(tmp_path, {"statements": 0.86, "sick": 0.87, "fnc1": 0.70, "parties": 0.1}, (0.68, 0.30))
+    args.candidate_quality = None
+    with pytest.raises(SystemExit, match="rules 1-3 are met"):
+        decide.decide(args)
+    args = arguments(tmp_path, {"statements": 0.86, "sick": 0.80, "fnc1": 0.70, "parties": 0.1}, (0.68, 0.30))
+    args.candidate_quality = None
+    decision = decide.decide(args)
+    missed = [rule.split()[0] for rule, (*_, passed) in decision["results"].items() if not passed]
+    assert missed == ["1", "3", "4a", "4b"] and decision["shipped"] is False
+    assert decision["results"]["4a FNC-1 whole dev macro-F1 >= the default's"][0] == "not measured"
