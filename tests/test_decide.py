@@ -132,12 +132,18 @@ def test_an_fnc1_file_of_the_wrong_kind_is_refused(tmp_path, options, message):
         decide.decide(args)
 
 
-def test_fnc1_may_be_left_unmeasured_only_when_a_dev_rule_already_failed(tmp_path, monkeypatch):
+def test_fnc1_may_be_left_unmeasured_only_when_another_rule_already_failed(tmp_path, monkeypatch):
     monkeypatch.setattr(decide, "motivating_pair", lambda model: pair("neutral", 0.3))
-    args = arguments(tmp_path, {"statements": 0.86, "sick": 0.87, "fnc1": 0.70, "parties": 0.1}, (0.68, 0.30))
+    good_dev = {"statements": 0.86, "sick": 0.87, "fnc1": 0.70, "parties": 0.1}
+    args = arguments(tmp_path, good_dev, (0.68, 0.30))
     args.candidate_quality = None
-    with pytest.raises(SystemExit, match="rules 1-3 are met"):
+    with pytest.raises(SystemExit, match="rules 1-3 and 5 are met"):
         decide.decide(args)
+    by_model = {"d": pair("neutral", 0.27), "c": pair("neutral", 0.21)}  # the pair alone fails
+    monkeypatch.setattr(decide, "motivating_pair", by_model.__getitem__)
+    missed = [rule.split()[0] for rule, (*_, passed) in decide.decide(args)["results"].items() if not passed]
+    assert missed == ["4a", "4b", "5"]
+    monkeypatch.setattr(decide, "motivating_pair", lambda model: pair("neutral", 0.3))
     args = arguments(tmp_path, {"statements": 0.86, "sick": 0.80, "fnc1": 0.70, "parties": 0.1}, (0.68, 0.30))
     args.candidate_quality = None
     decision = decide.decide(args)
