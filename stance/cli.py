@@ -39,7 +39,7 @@ MODEL_HELP = (
 BACKEND_CHOICES = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 BACKEND_HELP = (
     "auto (default): the model's fp32 ONNX export where `stance export` built one and the work is on the CPU, "
-    "for up to 256 pairs or on a CPU without bf16 instructions (it starts without torch); else torch-bf16 on a "
+    "for up to 256 pairs in 64 KiB or on a CPU without bf16 instructions (it starts without torch); else torch-bf16 on a "
     "CPU with bf16 instructions (AVX512-BF16 or AMX), else torch; "
     "torch: fp32 on the CPU, bf16 autocast on CUDA; torch-bf16: bf16 weights, about 2x faster than fp32 "
     "on such a CPU (slower without), labels as fp32's on nearly every pair; onnx: ONNX Runtime, as fp32; "
@@ -430,15 +430,21 @@ def _run_score(args: argparse.Namespace) -> int:
 
 def _pairs_to_score(args: argparse.Namespace, inputs: list[str]) -> int | None:
     """The forward passes ``inputs`` need when few enough to matter to --backend auto (see
-    ``auto_prefers_onnx``), else None; a stream (stdin, a pipe) is None and is not read.
+    ``auto_prefers_onnx``): at most ``AUTO_ONNX_MAX_PAIRS`` of them in at most
+    ``AUTO_ONNX_MAX_BYTES``; else None. A stream (stdin, a pipe) is None and is not read.
     Reads no further than that limit; --symmetric counts each pair twice."""
     from stance.model.scoring import is_stream
 
     if args.backend != "auto" or any(is_stream(source) for source in inputs):
         return None
-    from stance.model.classifier import AUTO_ONNX_MAX_PAIRS
+    from stance.model.classifier import AUTO_ONNX_MAX_BYTES, AUTO_ONNX_MAX_PAIRS
     from stance.model.tables import rows_at_most
 
+    try:  # long texts cost more a pair: a large file is "many" whatever its rows
+        if sum(os.stat(source).st_size for source in inputs) > AUTO_ONNX_MAX_BYTES:
+            return None
+    except OSError:
+        return None  # the reader reports a missing file
     passes = 2 if args.symmetric else 1
     total = 0
     for source in inputs:

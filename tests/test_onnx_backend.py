@@ -170,7 +170,27 @@ def test_auto_prefers_onnx_only_on_the_cpu_with_a_built_export(monkeypatch, mode
     assert not prefers(model_copy, "cpu", 1), "an export another environment built needs onnxruntime here"
     from stance.cli import BACKEND_HELP
 
-    assert f"up to {classifier_module.AUTO_ONNX_MAX_PAIRS} pairs" in BACKEND_HELP, "--help states the limit"
+    limits = (
+        f"up to {classifier_module.AUTO_ONNX_MAX_PAIRS} pairs in {classifier_module.AUTO_ONNX_MAX_BYTES // 1024} KiB"
+    )
+    assert limits in BACKEND_HELP, "--help states the limits"
+
+
+def test_a_small_file_of_long_texts_counts_as_many_pairs(tmp_path):
+    import argparse
+    import json
+
+    from stance.cli import _pairs_to_score
+    from stance.model.classifier import AUTO_ONNX_MAX_BYTES
+
+    args = argparse.Namespace(backend="auto", symmetric=False, input_format=None)
+    short, long = tmp_path / "short.jsonl", tmp_path / "long.jsonl"
+    short.write_text("".join(json.dumps({"premise": "a b", "hypothesis": "c"}) + "\n" for _ in range(3)))
+    long.write_text("".join(json.dumps({"premise": "word " * (AUTO_ONNX_MAX_BYTES // 10), "hypothesis": "c"}) + "\n"
+                            for _ in range(3)))  # fmt: skip
+    assert _pairs_to_score(args, [str(short)]) == 3
+    assert _pairs_to_score(args, [str(long)]) is None, "three articles over the byte limit: torch-bf16 is faster"
+    assert _pairs_to_score(argparse.Namespace(**{**vars(args), "symmetric": True}), [str(short)]) == 6
 
 
 def test_help_and_argument_errors_import_no_torch():
