@@ -184,17 +184,25 @@ def auto_prefers_onnx(model_source: str | os.PathLike[str] | None, device: str, 
     The export is fp32, so this never moves a label away from exact fp32; it may differ from what
     torch-bf16 would have said on the few pairs where bf16 and fp32 disagree.
     """
-    import importlib.util
-
     if str(device) not in ("auto", "cpu") or (str(device) == "auto" and _may_have_gpu()):
         return False
     # the pair count first: one pair never needs the CPU probe (which imports torch off Linux)
     if (pairs is None or pairs > AUTO_ONNX_MAX_PAIRS) and _cpu_has_bf16_before_torch():
         return False
+    return export_runs_without_torch(model_source, "onnx")
+
+
+def export_runs_without_torch(model_source: str | os.PathLike[str] | None, backend: str) -> bool:
+    """True when ``backend`` (``onnx`` or ``onnx-int8``) can run ``model_source`` (a directory,
+    ``default``/``fast``, or None for the default) from a built export, importing neither torch
+    nor transformers: the export is built, it loads without torch (:func:`_export_files`), and
+    onnxruntime is installed. Checked before loading, so nothing is built or imported here."""
+    import importlib.util
+
     source = Path(resolve_model_source(model_source or DEFAULT_MODEL_DIR))
     if not source.is_dir() or importlib.util.find_spec("onnxruntime") is None:
         return False
-    return _export_files(source, "onnx") is not None
+    return _export_files(source, backend) is not None
 
 
 def _export_files(local: Path, backend: str) -> tuple[Path, Path] | None:

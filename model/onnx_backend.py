@@ -128,12 +128,16 @@ def base_identity(adapter_dir: Path, cache: Path) -> str:
     return json.dumps(file_hashes(folder, _graph_files(folder), cache / "base-files.json"), sort_keys=True)
 
 
+def _kind(quantize: bool) -> str:
+    """The quantisation scheme in an export's file name, so a changed scheme never reuses an old file."""
+    return "int8pc" if quantize else "fp32"
+
+
 def export_path(model_dir: Path, quantize: bool) -> Path:
     """Where the export of the model in ``model_dir`` is (or will be) cached."""
     cache = _cache_dir(model_dir, "")
     key = files_key(model_dir, cache)
-    # The name carries the quantisation scheme, so a changed scheme never reuses an old file.
-    return cache / f"model-{'int8pc' if quantize else 'fp32'}-{key[:12]}.onnx"
+    return cache / f"model-{_kind(quantize)}-{key[:12]}.onnx"
 
 
 def find_export(model_dir: Path, quantize: bool) -> Path | None:
@@ -141,7 +145,7 @@ def find_export(model_dir: Path, quantize: bool) -> Path | None:
 
     Where no export of that kind was ever built it answers without hashing the model's files,
     so asking (``--backend auto`` does, every command) costs nothing and writes nothing."""
-    if not any(_cache_dir(model_dir, "").glob(f"model-{'int8pc' if quantize else 'fp32'}-*.onnx")):
+    if not any(_cache_dir(model_dir, "").glob(f"model-{_kind(quantize)}-*.onnx")):
         return None
     path = export_path(model_dir, quantize)
     return path if path.is_file() else None
@@ -280,7 +284,7 @@ def build_onnx(
         final = export_path(model_dir, quantize)
     else:
         key = weights_key(model)
-        final = _cache_dir(None, key) / f"model-{'int8pc' if quantize else 'fp32'}-{key[:12]}.onnx"
+        final = _cache_dir(None, key) / f"model-{_kind(quantize)}-{key[:12]}.onnx"
     if final.exists():
         return final
     cache = final.parent

@@ -118,29 +118,20 @@ def _quiet_transformers(args: argparse.Namespace) -> None:
 def _load_classifier(args: argparse.Namespace, pairs: int | None = None):
     """Load the model the flags name. ``pairs``: how many pairs the command will score, where
     known (None: many, or unknown), for --backend auto's choice of a built ONNX export."""
-    from stance.model.classifier import ONNX_BACKENDS, StanceClassifier, auto_prefers_onnx
+    from stance.model.classifier import ONNX_BACKENDS, StanceClassifier, auto_prefers_onnx, export_runs_without_torch
 
     options = _classifier_options(args)
-    if args.backend == "auto" and auto_prefers_onnx(args.model, args.device, pairs):
+    torch_free = args.backend == "auto" and auto_prefers_onnx(args.model, args.device, pairs)
+    if torch_free:
         options["backend"] = "onnx"  # the built fp32 export: starts without torch (auto_prefers_onnx)
-    if options["backend"] not in ONNX_BACKENDS or not _export_is_built(args, options["backend"]):
+    else:
+        torch_free = options["backend"] in ONNX_BACKENDS and export_runs_without_torch(args.model, options["backend"])
+    if not torch_free:
         _quiet_transformers(args)
     classifier = StanceClassifier.from_pretrained(args.model, **options)
     if getattr(args, "evidence_ranker", None):
         classifier.metadata.evidence_ranker = args.evidence_ranker
     return classifier
-
-
-def _export_is_built(args: argparse.Namespace, backend: str) -> bool:
-    """True when ``backend`` (onnx or onnx-int8) can run from a cached export (no torch, no transformers)."""
-    from stance.model.loading import DEFAULT_MODEL_DIR, resolve_model_source
-
-    source = Path(resolve_model_source(args.model or DEFAULT_MODEL_DIR))
-    if not source.is_dir():
-        return False
-    from stance.model.onnx_backend import find_export
-
-    return find_export(source, quantize=backend == "onnx-int8") is not None
 
 
 def _score_options(args: argparse.Namespace) -> dict:
