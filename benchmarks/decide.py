@@ -13,7 +13,9 @@ dev >= the default's; (3) no dev set in the mean falls by more than ``--max-fall
 whole FNC-1 dev split, macro-F1 >= the default's and contradict F1 >= ``--fnc1-contradict-min``
 (default: the default's); (5) the motivating pair (``examples/statement_pairs.jsonl``, id
 ``kremlin-zelenskyy``) is right or its contradict probability is no lower than the default's
-rounded to two places. Every bar is the default's exact figure, read from its own results (the
+rounded to two places; or, with ``--rule5 attempts`` (the fourth cycle's rules), the attempts
+dev set (``statements_attempts`` in ``--recipe-dev``, 90 pairs of the motivating pair's kind) has a
+macro-F1 >= the default's, and the motivating pair is reported but does not decide. Every bar is the default's exact figure, read from its own results (the
 FNC-1 files must be fp32 scores of the whole split, of the models they are said to be); the
 motivating pair is scored here, fp32. Model paths are as given to recipe_dev.py (run from the
 repository root).
@@ -29,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 MOTIVATING_ID = "kremlin-zelenskyy"
 FNC1_DEV_ROWS = 5355
+ATTEMPTS = "statements_attempts"
 
 
 def fnc1_dev(quality_file: Path, model: str) -> dict:
@@ -101,7 +104,26 @@ def decide(args: argparse.Namespace) -> dict:
     pair_bar = round(default_pair["probabilities"]["contradict"], 2)
     pair_right = candidate_pair["label"] == candidate_pair["expected"]
     pair_passes = pair_right or candidate_pair["probabilities"]["contradict"] >= pair_bar
-    if args.candidate_quality is None and mean_passes and statements_passes and fall_passes and pair_passes:
+    if args.rule5 == "attempts":
+        for name, model in ((args.default, default), (args.candidate, candidate)):
+            if ATTEMPTS not in model["dev"]:
+                raise SystemExit(
+                    f"{args.recipe_dev}: no {ATTEMPTS} dev set for {name}; it is in configs/default-cycle4.yaml"
+                )
+        attempts = (candidate["dev"][ATTEMPTS]["macro_f1"], default["dev"][ATTEMPTS]["macro_f1"])
+        rule5 = (
+            "5 the attempts dev set's macro-F1 >= the default's",
+            [round(a, 4) for a in attempts],
+            attempts[0] >= attempts[1],
+        )
+    else:
+        rule5 = (
+            f"5 motivating pair right, or contradict probability >= {pair_bar:.2f} (the default's)",
+            [describe(candidate_pair), describe(default_pair)],
+            pair_passes,
+        )
+    rule5_passes = rule5[2]
+    if args.candidate_quality is None and mean_passes and statements_passes and fall_passes and rule5_passes:
         raise SystemExit(
             "rules 1-3 and 5 are met: score the candidate on the whole FNC-1 dev split (--candidate-quality)"
         )
@@ -132,11 +154,7 @@ def decide(args: argparse.Namespace) -> dict:
             round(contradict_bar, 4),
             measured and candidate_fnc1["f1"]["contradict"] >= contradict_bar,
         ],
-        f"5 motivating pair right, or contradict probability >= {pair_bar:.2f} (the default's)": [
-            describe(candidate_pair),
-            describe(default_pair),
-            pair_passes,
-        ],
+        rule5[0]: [*rule5[1], rule5_passes],
     }
     return {
         "rules": args.rules,
@@ -146,6 +164,10 @@ def decide(args: argparse.Namespace) -> dict:
         "results": results,
         "dev_changes": {name: round(change, 4) for name, change in changes.items()},
         "shipped": all(passed for *_, passed in results.values()),
+        "motivating pair (watched)" if args.rule5 == "attempts" else "motivating pair": {
+            "candidate": describe(candidate_pair),
+            "default": describe(default_pair),
+        },
         "sources": {
             "dev sets": f"{args.recipe_dev} (benchmarks/recipe_dev.py, fp32, the recipe's dev rows)",
             "FNC-1 whole dev": f"{args.candidate_quality or 'not measured'} against {args.default_quality} "
@@ -171,6 +193,12 @@ def main() -> None:
     )
     parser.add_argument("--fnc1-contradict-min", type=float, default=None, help="default: the default's")
     parser.add_argument("--max-fall", type=float, default=0.02)
+    parser.add_argument(
+        "--rule5",
+        choices=("pair", "attempts"),
+        default="pair",
+        help="rule 5 judges the motivating pair (cycles 2-3) or the 90-pair attempts dev set (cycle 4 on)",
+    )
     parser.add_argument("--rules", required=True, help="the rules file written before the run")
     parser.add_argument("--output", required=True)
     args = parser.parse_args()

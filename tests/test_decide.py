@@ -55,6 +55,7 @@ def arguments(tmp_path, candidate_dev, fnc1, **quality_options) -> argparse.Name
         fnc1_contradict_min=None,
         max_fall=0.02,
         rules="rules.md",
+        rule5="pair",
     )
 
 
@@ -150,3 +151,26 @@ def test_fnc1_may_be_left_unmeasured_only_when_another_rule_already_failed(tmp_p
     missed = [rule.split()[0] for rule, (*_, passed) in decision["results"].items() if not passed]
     assert missed == ["1", "3", "4a", "4b"] and decision["shipped"] is False
     assert decision["results"]["4a FNC-1 whole dev macro-F1 >= the default's"][0] == "not measured"
+
+
+@pytest.mark.parametrize(("candidate_attempts", "passed"), [(0.93, True), (0.9117, True), (0.90, False)])
+def test_rule5_on_the_attempts_set_ignores_the_motivating_pair(tmp_path, monkeypatch, candidate_attempts, passed):
+    # the pair alone would fail rule 5 as cycles 2-3 judged it; with --rule5 attempts it is only reported
+    by_model = {"d": pair("neutral", 0.27), "c": pair("neutral", 0.21)}
+    monkeypatch.setattr(decide, "motivating_pair", by_model.__getitem__)
+    dev = {"statements": 0.86, "sick": 0.87, "fnc1": 0.70, decide.ATTEMPTS: candidate_attempts}
+    args = arguments(tmp_path, dev, (0.68, 0.30))
+    default_dev = {"statements": 0.848, "sick": 0.869, "fnc1": 0.688, decide.ATTEMPTS: 0.9117}
+    args.recipe_dev = str(recipe_dev(tmp_path / "r.json", default_dev, dev))
+    args.rule5 = "attempts"
+    decision = decide.decide(args)
+    missed = [rule.split()[0] for rule, (*_, passed) in decision["results"].items() if not passed]
+    assert missed == ([] if passed else ["5"]) and decision["shipped"] is passed
+    assert decision["motivating pair (watched)"]["candidate"].startswith("neutral, contradict 0.21")
+    args.rule5 = "pair"
+    assert not decide.decide(args)["shipped"], "the same files fail rule 5 judged on the pair"
+    del dev[decide.ATTEMPTS]
+    args.recipe_dev = str(recipe_dev(tmp_path / "r.json", default_dev, dev))
+    args.rule5 = "attempts"
+    with pytest.raises(SystemExit, match="no statements_attempts dev set for c"):
+        decide.decide(args)
