@@ -14,6 +14,7 @@ README advises; the rate at which it would have said neutral is reported too.
     python benchmarks/quality.py                                  # default + previous default
     python benchmarks/quality.py --model runs/sick --datasets sick --no-reference
     python benchmarks/quality.py --no-reference --backend torch-bf16 --output benchmarks/results/quality_bf16.json
+    python benchmarks/quality.py --no-reference --datasets sick --add-to earlier.json --output all.json
 Prints a Markdown table and writes benchmarks/results/quality.json.
 """
 
@@ -38,6 +39,7 @@ from stance.training.config import DatasetConfig
 from stance.training.data import PairData, load_dataset_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recipe_dev import model_digest  # noqa: E402
 from throughput import machine_facts  # noqa: E402  (bf16 and int8 results depend on the CPU)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,11 +151,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--backend", default="torch", choices=BACKENDS, help="backend of the scored model (the reference runs in fp32)"
     )
+    parser.add_argument(
+        "--add-to",
+        default=None,
+        metavar="FILE",
+        help="an earlier result of the same model files and backend: keep its other data sets' rows, "
+        "replace those of --datasets, and write the union to --output",
+    )
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "quality.json"))
     args = parser.parse_args(argv)
     if not DATA.exists():
         print(f"data not found at {DATA}; set STANCE_DATA_DIR", file=sys.stderr)
         return 2
+    earlier = None if args.add_to is None else earlier_result(Path(args.add_to), args)
     models = {"model": StanceClassifier.from_pretrained(args.model, device="cpu", backend=args.backend)}
     if not args.no_reference:
         models["previous default"] = StanceClassifier.from_pretrained(args.reference, device="cpu")
@@ -163,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     statement_files = statement_training_files(models["model"])
     results["statement_training_files"] = [str(path.relative_to(REPO)) for path in statement_files]
     results["rows"] = []
+    if earlier is not None:
+        results["rows"] = [row for row in earlier["rows"] if row["dataset"] not in args.datasets]
+        results["command"] = earlier["command"]
+        added = {"datasets": args.datasets, "command": "python benchmarks/quality.py " + " ".join(argv or sys.argv[1:])}
+        results["added"] = [*earlier.get("added", []), added]
     for name in args.datasets:
         train = train_data(name, statement_files)
         baselines = {
@@ -201,6 +216,24 @@ def main(argv: list[str] | None = None) -> int:
     print(render(results))
     print(f"\nwrote {output}")
     return 0
+
+
+def earlier_result(path: Path, args: argparse.Namespace) -> dict:
+    """The result ``--add-to`` names, refused unless it scored the same model files (by content:
+    the same adapter exported to ``model/default`` qualifies), with the same backend and reference."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"--add-to {path}: cannot read it as a quality.py result ({error})") from None
+    scored = earlier.get("model")
+    now = args.model or "default"
+    if model_digest(scored) is None or model_digest(scored) != model_digest(now):
+        raise SystemExit(f"--add-to {path}: it scored {scored!r}, whose files are not those of {now!r}")
+    reference = None if args.no_reference else args.reference
+    for key, value in (("backend", args.backend), ("reference", reference)):
+        if earlier.get(key) != value:
+            raise SystemExit(f"--add-to {path}: its {key} is {earlier.get(key)!r}, this run's {value!r}")
+    return earlier
 
 
 def render(results: dict) -> str:

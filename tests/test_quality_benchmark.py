@@ -1,0 +1,64 @@
+"""benchmarks/quality.py --add-to: a result grown by data sets, only for the same model files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import build_tiny_model_dir
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+SPEC = importlib.util.spec_from_file_location("quality", BENCHMARKS / "quality.py")
+quality = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(quality)
+
+
+@pytest.fixture
+def scored(tmp_path, monkeypatch, tiny_model_dir):
+    """The tiny model scored on the 90-pair attempts set (ours: benchmarks/data)."""
+    monkeypatch.setattr(quality, "DATA", tmp_path)  # the shared data is not read for our own sets
+    first = tmp_path / "first.json"
+    argv = ["--model", str(tiny_model_dir), "--no-reference", "--datasets", "statements_attempts"]
+    assert quality.main([*argv, "--output", str(first)]) == 0
+    return first
+
+
+def test_add_to_keeps_the_earlier_rows_and_records_both_commands(tmp_path, scored, tiny_model_dir):
+    # the same files in another folder (as export_default copies a run's adapter into model/default)
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "exported")
+    merged = tmp_path / "merged.json"
+    argv = ["--model", str(copy), "--no-reference", "--datasets", "statements_parties", "--add-to", str(scored)]
+    assert quality.main([*argv, "--output", str(merged)]) == 0
+    result, earlier = json.loads(merged.read_text()), json.loads(scored.read_text())
+    assert {row["dataset"] for row in result["rows"]} == {"statements_attempts", "statements_parties"}
+    kept = [row for row in result["rows"] if row["dataset"] == "statements_attempts"]
+    assert kept == earlier["rows"], "the earlier data set's rows are copied unchanged"
+    assert result["command"] == earlier["command"] and result["model"] == str(copy)
+    assert [entry["datasets"] for entry in result["added"]] == [["statements_parties"]]
+    assert "--add-to" in result["added"][0]["command"]
+    # scoring a data set the earlier file holds replaces its rows rather than repeating them
+    again = tmp_path / "again.json"
+    argv = ["--model", str(copy), "--no-reference", "--datasets", "statements_attempts", "--add-to", str(merged)]
+    assert quality.main([*argv, "--output", str(again)]) == 0
+    datasets = [row["dataset"] for row in json.loads(again.read_text())["rows"] if row["system"] == "model"]
+    assert sorted(datasets) == ["statements_attempts", "statements_parties"]
+
+
+def test_add_to_refuses_other_model_files_or_another_backend(tmp_path, scored):
+    other = build_tiny_model_dir(tmp_path / "other", seed=1)
+    argv = ["--no-reference", "--datasets", "statements_parties", "--add-to", str(scored), "--output", "x.json"]
+    with pytest.raises(SystemExit, match="whose files are not those of"):
+        quality.main(["--model", str(other), *argv])
+    earlier = json.loads(scored.read_text())
+    with pytest.raises(SystemExit, match="its backend is 'torch', this run's 'torch-bf16'"):
+        quality.main(["--model", earlier["model"], "--backend", "torch-bf16", *argv])
+    (tmp_path / "broken.json").write_text("{")
+    argv[argv.index(str(scored))] = str(tmp_path / "broken.json")
+    with pytest.raises(SystemExit, match="cannot read it as a quality.py result"):
+        quality.main(["--model", earlier["model"], *argv])
