@@ -2,7 +2,8 @@
 
     python benchmarks/card_tables.py
 Reads quality.json (the default model, all-mpnet-base-v2 + LoRA, and the baselines) and, when
-present, quality_fast.json (the MiniLM, `--model fast`, the default until 2026-11-26, run as
+present, quality_default_3600.json (the 3,600-step default, shipped until a later cycle replaced it),
+quality_fast.json (the MiniLM, `--model fast`, the default until 2026-11-26, run as
 `python benchmarks/quality.py --model fast --no-reference`) and quality_previous_default.json (the
 default when issue 10 was filed, run with --model benchmarks/reference/default-v1 --no-reference),
 and prints one table of macro-F1 per data set and split, one of per-class F1 for the default, the
@@ -16,9 +17,10 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SYSTEMS = ("model", "fast", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority")
+SYSTEMS = ("model", "default 3600", "fast", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority")
 TITLES = {
     "model": "default (mpnet + LoRA)",
+    "default 3600": "default until 2026-11-27 (3,600 steps)",
     "fast": "fast (MiniLM; default until 2026-11-26)",
     "previous default": "default when issue 10 was filed",
     "tfidf_lr": "TF-IDF + LR",
@@ -29,11 +31,17 @@ TITLES = {
 
 def load() -> list[dict]:
     rows = json.loads((RESULTS / "quality.json").read_text())["rows"]
-    # The numbers-and-dates set came after quality.json was measured: its run for the default
-    # (python benchmarks/quality.py --datasets statements_numbers --output .../quality_numbers.json).
-    if (RESULTS / "quality_numbers.json").exists():
-        rows += json.loads((RESULTS / "quality_numbers.json").read_text())["rows"]
+    # The numbers-and-dates set came after the 3,600-step default's quality.json was measured: its
+    # run (python benchmarks/quality.py --datasets statements_numbers --output .../quality_numbers.json)
+    # belongs to that model, which quality_default_3600.json holds once a later default replaced it.
+    numbers = RESULTS / "quality_numbers.json"
+    numbers_rows = json.loads(numbers.read_text())["rows"] if numbers.exists() else []
+    if (RESULTS / "quality_default_3600.json").exists():
+        rows += [row | {"system": "default 3600"} for row in numbers_rows if row["system"] == "model"]
+    else:
+        rows += numbers_rows
     for file, system in (
+        ("quality_default_3600.json", "default 3600"),
         ("quality_fast.json", "fast"),
         ("quality_previous_default.json", "previous default"),
     ):
@@ -49,12 +57,13 @@ def main() -> int:
     rows = load()
     keys = list(dict.fromkeys((r["dataset"], r["split"]) for r in rows))
     table = {(r["dataset"], r["split"], r["system"]): r for r in rows}
-    print("| data set | split | n | " + " | ".join(TITLES[s] for s in SYSTEMS) + " |")
-    print("|---|---|---:|" + "---:|" * len(SYSTEMS))
+    systems = [system for system in SYSTEMS if any(r["system"] == system for r in rows)]
+    print("| data set | split | n | " + " | ".join(TITLES[s] for s in systems) + " |")
+    print("|---|---|---:|" + "---:|" * len(systems))
     for dataset, split in keys:
         n = next(r["n"] for r in rows if (r["dataset"], r["split"]) == (dataset, split))
         cells = []
-        for system in SYSTEMS:
+        for system in systems:
             row = table.get((dataset, split, system))
             value = "-" if row is None else f"{row['macro_f1']:.3f}"
             cells.append(f"**{value}**" if system == "model" else value)
@@ -70,7 +79,9 @@ def main() -> int:
         matrix = " ".join(f"`{line}`" for line in row["confusion_matrix"])
         print(f"| {dataset} | {split} | {f1['support']:.3f} | {f1['contradict']:.3f} | {f1['neutral']:.3f} | "
               f"{row['accuracy']:.3f} | {matrix} |")  # fmt: skip
-    columns = [(split, system) for split in ("dev", "test") for system in ("model", "fast", "previous default")]
+    columns = [
+        (split, system) for split in ("dev", "test") for system in ("model", "default 3600", "fast", "previous default")
+    ]
     columns = [c for c in columns if "per_kind" in table.get(("statements", *c), {})]
     if columns:
         print("\nStatement sets by kind, accuracy (n: dev / test):\n")
@@ -82,7 +93,7 @@ def main() -> int:
                       for split in ("dev", "test") if ("statements", split, "model") in table]  # fmt: skip
             cells = [f"{table[('statements', *c)]['per_kind'][kind]['accuracy']:.3f}" for c in columns]
             print(f"| {kind} | {' / '.join(map(str, counts))} | " + " | ".join(cells) + " |")
-    numbers = [system for system in SYSTEMS if "per_kind" in table.get(("statements_numbers", "dev", system), {})]
+    numbers = [system for system in systems if "per_kind" in table.get(("statements_numbers", "dev", system), {})]
     if numbers:
         print("\nNumbers and dates dev set by subkind, accuracy:\n")
         print("| subkind | n | " + " | ".join(TITLES[system] for system in numbers) + " |")
