@@ -152,11 +152,19 @@ def main(argv: list[str] | None = None) -> int:
         "--backend", default="torch", choices=BACKENDS, help="backend of the scored model (the reference runs in fp32)"
     )
     parser.add_argument(
+        "--splits",
+        nargs="+",
+        default=["dev", "test"],
+        choices=["dev", "test"],
+        help="which splits to score (a data set without one is skipped there); dev alone keeps the "
+        "test splits unread while an experiment is still deciding",
+    )
+    parser.add_argument(
         "--add-to",
         default=None,
         metavar="FILE",
-        help="an earlier result of the same model files and backend: keep its other data sets' rows, "
-        "replace those of --datasets, and write the union to --output",
+        help="an earlier result of the same model files and backend: keep its rows of other data sets "
+        "and splits, replace those scored now, and write the union to --output",
     )
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "quality.json"))
     args = parser.parse_args(argv)
@@ -174,18 +182,22 @@ def main(argv: list[str] | None = None) -> int:
     results["statement_training_files"] = [str(path.relative_to(REPO)) for path in statement_files]
     results["rows"] = []
     if earlier is not None:
-        results["rows"] = [row for row in earlier["rows"] if row["dataset"] not in args.datasets]
+        scored = {(name, split) for name in args.datasets for split in SPLITS[name] if split in args.splits}
+        results["rows"] = [row for row in earlier["rows"] if (row["dataset"], row["split"]) not in scored]
         results["command"] = earlier["command"]
         added = {"datasets": args.datasets, "command": "python benchmarks/quality.py " + " ".join(argv or sys.argv[1:])}
         results["added"] = [*earlier.get("added", []), added]
     for name in args.datasets:
+        splits = [split for split in SPLITS[name] if split in args.splits]
+        if not splits:
+            continue
         train = train_data(name, statement_files)
         baselines = {
             "tfidf_lr": TfidfBaseline().fit(train),
             "hypothesis_only_tfidf_lr": HypothesisOnlyBaseline().fit(train),
             "majority": MajorityBaseline().fit(train),
         }
-        for split in SPLITS[name]:
+        for split in splits:
             path = split_path(name, split)
             data = load_dataset_file(DatasetConfig(path=str(path), name=name))
             two_class = name in TWO_CLASS

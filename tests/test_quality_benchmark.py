@@ -62,3 +62,14 @@ def test_add_to_refuses_other_model_files_or_another_backend(tmp_path, scored):
     argv[argv.index(str(scored))] = str(tmp_path / "broken.json")
     with pytest.raises(SystemExit, match="cannot read it as a quality.py result"):
         quality.main(["--model", earlier["model"], *argv])
+
+
+def test_splits_dev_leaves_the_test_split_unscored_and_add_to_keeps_it(tmp_path, monkeypatch, tiny_model_dir):
+    monkeypatch.setattr(quality, "DATA", tmp_path)
+    both, dev = tmp_path / "both.json", tmp_path / "dev.json"
+    argv = ["--model", str(tiny_model_dir), "--no-reference", "--datasets", "statements"]
+    assert quality.main([*argv, "--splits", "test", "--output", str(both)]) == 0
+    assert {row["split"] for row in json.loads(both.read_text())["rows"]} == {"test"}
+    assert quality.main([*argv, "--splits", "dev", "--add-to", str(both), "--output", str(dev)]) == 0
+    splits = [row["split"] for row in json.loads(dev.read_text())["rows"] if row["system"] == "model"]
+    assert sorted(splits) == ["dev", "test"], "the earlier test row is kept, the dev row added"
