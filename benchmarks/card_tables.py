@@ -17,10 +17,15 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# quality.py's data sets in its order (not imported: that would load torch for a table)
+SPLITS = ("statements", "statements_parties", "statements_attempts", "statements_numbers", "mnli_taxinli",
+          "snli_counterfactual", "negation_nli", "sick", "fnc1", "arc", "emergent", "climate_fever", "perspectrum",
+          "ibm_claim_stance")  # fmt: skip
+BASELINES = ("tfidf_lr", "hypothesis_only_tfidf_lr", "majority")
 SYSTEMS = ("model", "default 3600", "fast", "previous default", "tfidf_lr", "hypothesis_only_tfidf_lr", "majority")
 TITLES = {
     "model": "default (mpnet + LoRA)",
-    "default 3600": "default until 2026-11-27 (3,600 steps)",
+    "default 3600": "the 3,600-step default (replaced)",
     "fast": "fast (MiniLM; default until 2026-11-26)",
     "previous default": "default when issue 10 was filed",
     "tfidf_lr": "TF-IDF + LR",
@@ -36,10 +41,10 @@ def load() -> list[dict]:
     # belongs to that model, which quality_default_3600.json holds once a later default replaced it.
     numbers = RESULTS / "quality_numbers.json"
     numbers_rows = json.loads(numbers.read_text())["rows"] if numbers.exists() else []
-    if (RESULTS / "quality_default_3600.json").exists():
-        rows += [row | {"system": "default 3600"} for row in numbers_rows if row["system"] == "model"]
-    else:
-        rows += numbers_rows
+    if (RESULTS / "quality_default_3600.json").exists():  # its "model" rows are that default's
+        numbers_rows = [row | {"system": "default 3600"} if row["system"] == "model" else row for row in numbers_rows]
+        numbers_rows = [row for row in numbers_rows if row["system"] not in BASELINES]  # quality.json has its own
+    rows += numbers_rows
     for file, system in (
         ("quality_default_3600.json", "default 3600"),
         ("quality_fast.json", "fast"),
@@ -55,7 +60,9 @@ def load() -> list[dict]:
 
 def main() -> int:
     rows = load()
-    keys = list(dict.fromkeys((r["dataset"], r["split"]) for r in rows))
+    # in quality.py's order of data sets (a file grown with --add-to lists its first sets first)
+    order = {name: index for index, name in enumerate(SPLITS)}
+    keys = sorted(dict.fromkeys((r["dataset"], r["split"]) for r in rows), key=lambda k: (order.get(k[0], 99), k[1]))
     table = {(r["dataset"], r["split"], r["system"]): r for r in rows}
     systems = [system for system in SYSTEMS if any(r["system"] == system for r in rows)]
     print("| data set | split | n | " + " | ".join(TITLES[s] for s in systems) + " |")

@@ -14,11 +14,14 @@ whole FNC-1 dev split, macro-F1 >= the default's and contradict F1 >= ``--fnc1-c
 (default: the default's); (5) the motivating pair (``examples/statement_pairs.jsonl``, id
 ``kremlin-zelenskyy``) is right or its contradict probability is no lower than the default's
 rounded to two places; or, with ``--rule5 attempts`` (the fourth cycle's rules), the attempts
-dev set (``statements_attempts`` in ``--recipe-dev``, 90 pairs of the motivating pair's kind) has a
-macro-F1 >= the default's, and the motivating pair is reported but does not decide. Every bar is the default's exact figure, read from its own results (the
-FNC-1 files must be fp32 scores of the whole split, of the models they are said to be); the
-motivating pair is scored here, fp32. Model paths are as given to recipe_dev.py (run from the
-repository root).
+dev set (``statements_attempts`` in ``--recipe-dev``, 90 pairs of the motivating pair's kind) has
+a macro-F1 >= the default's, and the motivating pair is reported but does not decide. Every bar
+is the default's exact figure, read from its own results (the FNC-1 files must be fp32 scores of
+the whole split, of the models they are said to be); the motivating pair is scored here, fp32.
+Model paths are as given to recipe_dev.py (run from the repository root).
+
+Exit status: 0 when it wrote the decision; 3 (``NEEDS_FNC1``) when rules 1-3 and 5 are met and
+``--candidate-quality`` was left out; 1 on any refusal (a wrong or missing input).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 MOTIVATING_ID = "kremlin-zelenskyy"
 FNC1_DEV_ROWS = 5355
 ATTEMPTS = "statements_attempts"
+NEEDS_FNC1 = 3  # exit status: rules 1-3 and 5 are met and the whole FNC-1 split must be scored
 
 
 def fnc1_dev(quality_file: Path, model: str) -> dict:
@@ -82,6 +86,12 @@ def decide(args: argparse.Namespace) -> dict:
     if "in_mean" not in recipe_dev:
         raise SystemExit(f"{args.recipe_dev}: no in_mean list; score both models again with benchmarks/recipe_dev.py")
     in_mean = recipe_dev["in_mean"]
+    if args.rule5 == "attempts":
+        for name, model in ((args.default, default), (args.candidate, candidate)):
+            if ATTEMPTS not in model["dev"]:
+                raise SystemExit(
+                    f"{args.recipe_dev}: no {ATTEMPTS} dev set for {name}; it is in configs/default-cycle4.yaml"
+                )
     changes = {name: candidate["dev"][name]["macro_f1"] - default["dev"][name]["macro_f1"] for name in in_mean}
     worst = min(changes, key=changes.get)
     mean_passes = candidate["mean_macro_f1"] >= default["mean_macro_f1"]
@@ -105,11 +115,6 @@ def decide(args: argparse.Namespace) -> dict:
     pair_right = candidate_pair["label"] == candidate_pair["expected"]
     pair_passes = pair_right or candidate_pair["probabilities"]["contradict"] >= pair_bar
     if args.rule5 == "attempts":
-        for name, model in ((args.default, default), (args.candidate, candidate)):
-            if ATTEMPTS not in model["dev"]:
-                raise SystemExit(
-                    f"{args.recipe_dev}: no {ATTEMPTS} dev set for {name}; it is in configs/default-cycle4.yaml"
-                )
         attempts = (candidate["dev"][ATTEMPTS]["macro_f1"], default["dev"][ATTEMPTS]["macro_f1"])
         rule5 = (
             "5 the attempts dev set's macro-F1 >= the default's",
@@ -124,9 +129,11 @@ def decide(args: argparse.Namespace) -> dict:
         )
     rule5_passes = rule5[2]
     if args.candidate_quality is None and mean_passes and statements_passes and fall_passes and rule5_passes:
-        raise SystemExit(
-            "rules 1-3 and 5 are met: score the candidate on the whole FNC-1 dev split (--candidate-quality)"
+        print(
+            "rules 1-3 and 5 are met: score the candidate on the whole FNC-1 dev split (--candidate-quality)",
+            file=sys.stderr,
         )
+        raise SystemExit(NEEDS_FNC1)
     contradict_bar = default_fnc1["f1"]["contradict"] if args.fnc1_contradict_min is None else args.fnc1_contradict_min
     results = {
         f"1 mean of the {len(in_mean)} dev sets in the mean >= the default's": [
@@ -156,7 +163,7 @@ def decide(args: argparse.Namespace) -> dict:
         ],
         rule5[0]: [*rule5[1], rule5_passes],
     }
-    return {
+    decision = {
         "rules": args.rules,
         "candidate": args.candidate,
         "default": args.default,
@@ -164,10 +171,6 @@ def decide(args: argparse.Namespace) -> dict:
         "results": results,
         "dev_changes": {name: round(change, 4) for name, change in changes.items()},
         "shipped": all(passed for *_, passed in results.values()),
-        "motivating pair (watched)" if args.rule5 == "attempts" else "motivating pair": {
-            "candidate": describe(candidate_pair),
-            "default": describe(default_pair),
-        },
         "sources": {
             "dev sets": f"{args.recipe_dev} (benchmarks/recipe_dev.py, fp32, the recipe's dev rows)",
             "FNC-1 whole dev": f"{args.candidate_quality or 'not measured'} against {args.default_quality} "
@@ -176,6 +179,12 @@ def decide(args: argparse.Namespace) -> dict:
         },
         "command": "python benchmarks/decide.py " + " ".join(sys.argv[1:]),
     }
+    if args.rule5 == "attempts":  # reported, not deciding (pair mode has it in rule 5's row)
+        decision["motivating pair (watched)"] = {
+            "candidate": describe(candidate_pair),
+            "default": describe(default_pair),
+        }
+    return decision
 
 
 def main() -> None:

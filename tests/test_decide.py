@@ -138,8 +138,9 @@ def test_fnc1_may_be_left_unmeasured_only_when_another_rule_already_failed(tmp_p
     good_dev = {"statements": 0.86, "sick": 0.87, "fnc1": 0.70, "parties": 0.1}
     args = arguments(tmp_path, good_dev, (0.68, 0.30))
     args.candidate_quality = None
-    with pytest.raises(SystemExit, match="rules 1-3 and 5 are met"):
+    with pytest.raises(SystemExit) as needs:
         decide.decide(args)
+    assert needs.value.code == decide.NEEDS_FNC1
     by_model = {"d": pair("neutral", 0.27), "c": pair("neutral", 0.21)}  # the pair alone fails
     monkeypatch.setattr(decide, "motivating_pair", by_model.__getitem__)
     missed = [rule.split()[0] for rule, (*_, passed) in decide.decide(args)["results"].items() if not passed]
@@ -168,9 +169,21 @@ def test_rule5_on_the_attempts_set_ignores_the_motivating_pair(tmp_path, monkeyp
     assert missed == ([] if passed else ["5"]) and decision["shipped"] is passed
     assert decision["motivating pair (watched)"]["candidate"].startswith("neutral, contradict 0.21")
     args.rule5 = "pair"
-    assert not decide.decide(args)["shipped"], "the same files fail rule 5 judged on the pair"
+    in_pair_mode = decide.decide(args)
+    assert not in_pair_mode["shipped"], "the same files fail rule 5 judged on the pair"
+    assert "motivating pair (watched)" not in in_pair_mode, "pair mode writes what cycles 2-3 wrote"
+    if passed:  # no --candidate-quality: rules 1-3 and the attempts rule met, so FNC-1 must be scored
+        args.rule5, args.candidate_quality = "attempts", None
+        with pytest.raises(SystemExit) as needs:
+            decide.decide(args)
+        assert needs.value.code == decide.NEEDS_FNC1
     del dev[decide.ATTEMPTS]
     args.recipe_dev = str(recipe_dev(tmp_path / "r.json", default_dev, dev))
     args.rule5 = "attempts"
     with pytest.raises(SystemExit, match="no statements_attempts dev set for c"):
+        decide.decide(args)
+    monkeypatch.setattr(decide, "motivating_pair", None)  # refused before any model is loaded
+    del default_dev[decide.ATTEMPTS]
+    args.recipe_dev = str(recipe_dev(tmp_path / "r.json", default_dev, dev | {decide.ATTEMPTS: 0.9}))
+    with pytest.raises(SystemExit, match="no statements_attempts dev set for d"):
         decide.decide(args)

@@ -45,3 +45,18 @@ def test_base_on_a_full_model_run_is_an_error(tmp_path):
     (tmp_path / "full").mkdir()
     with pytest.raises(StanceError, match="--base applies to LoRA runs"):
         export_default(tmp_path / "full", tmp_path / "out", base="x")
+
+
+def test_an_adapter_folder_itself_exports_like_a_runs_adapter(tmp_path):
+    """A soup of adapters (benchmarks/soups.py --save) is an adapter folder with no run around it."""
+    soup = adapter_run(tmp_path) / "adapter"
+    target = tmp_path / "default"
+    export_default(soup, target)
+    assert sorted(p.name for p in target.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "stance.json",
+    ]
+    (soup / "stance.json").unlink()
+    with pytest.raises(StanceError, match=r"missing \['stance.json'\]"):
+        export_default(soup, tmp_path / "again")

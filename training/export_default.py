@@ -1,6 +1,7 @@
 """Copy a training run into ``model/default/`` (the embedded default model).
 
     python -m stance.training.export_default runs/default
+    python -m stance.training.export_default runs/soups-cycle4/soup-1   # an adapter folder itself
 
 A full fine-tune (the default recipe) is stored with fp16 weights (about 45 MB for the
 MiniLM): the weights are read back as float32, and ``benchmarks/quality.py`` measures the
@@ -33,15 +34,19 @@ TOKENIZER_EXTRAS = ("tokenizer_config.json", "special_tokens_map.json", "vocab.t
 def export_default(run_dir: str | Path, target: str | Path = DEFAULT_MODEL_DIR, *, base: str | None = None) -> Path:
     """Export ``run_dir`` (its ``adapter/`` for a LoRA run, else the full model) into ``target``.
 
+    ``run_dir`` may also be an adapter folder itself (``benchmarks/soups.py`` saves a soup of
+    adapters as one: ``adapter_model.safetensors`` with its config and ``stance.json``).
+
     ``base`` (LoRA runs only) replaces the base the adapter names, for a run that read its
     base from a local folder: the name must load the same weights (an alias or hub id).
     """
     run_dir, target = Path(run_dir), Path(target)
-    if base is not None and not (run_dir / ADAPTER_DIR).is_dir():
+    is_adapter = (run_dir / ADAPTER_FILES[0]).is_file()
+    if base is not None and not ((run_dir / ADAPTER_DIR).is_dir() or is_adapter):
         raise StanceError(f"{run_dir}: --base applies to LoRA runs (an adapter/ folder); this run is a full model")
     target.mkdir(parents=True, exist_ok=True)
-    if (run_dir / ADAPTER_DIR).is_dir():
-        source = run_dir / ADAPTER_DIR
+    if (run_dir / ADAPTER_DIR).is_dir() or is_adapter:
+        source = run_dir if is_adapter else run_dir / ADAPTER_DIR
         _require(source, ADAPTER_FILES)
         for name in ADAPTER_FILES:
             shutil.copy2(source / name, target / name)
