@@ -2,7 +2,8 @@
 hypothesis-only TF-IDF + LR, and the majority class.
 
 On every data set's dev and test split in ../shared/data (FNC-1, ARC, counterfactual SNLI
-and negation NLI: dev only; their test sets are hidden holdouts) and on our hand-written
+and negation NLI: dev only; their test sets are hidden holdouts; ``--splits dev`` scores the dev
+splits alone) and on our hand-written
 statement sets (benchmarks/data/statements_dev.jsonl and statements_test.jsonl, with accuracy per
 kind; the test set was written after every choice and never steered one). Baselines
 train on the data set's own train split; for the statement sets, on the hand-written
@@ -15,7 +16,10 @@ README advises; the rate at which it would have said neutral is reported too.
     python benchmarks/quality.py --model runs/sick --datasets sick --no-reference
     python benchmarks/quality.py --no-reference --backend torch-bf16 --output benchmarks/results/quality_bf16.json
     python benchmarks/quality.py --no-reference --datasets sick --add-to earlier.json --output all.json
-Prints a Markdown table and writes benchmarks/results/quality.json.
+Prints a Markdown table and writes benchmarks/results/quality.json, with the SHA-256 of the scored
+model's files (``model_sha256``). ``--add-to`` grows an earlier result of the same files: its
+``command`` and ``machine`` stay at the top, and each later run is an ``added`` entry with its own
+command, machine and the (set, split) pairs it scored.
 """
 
 from __future__ import annotations
@@ -163,30 +167,36 @@ def main(argv: list[str] | None = None) -> int:
         "--add-to",
         default=None,
         metavar="FILE",
-        help="an earlier result of the same model files and backend: keep its rows of other data sets "
-        "and splits, replace those scored now, and write the union to --output",
+        help="an earlier result of the same model files (its recorded model_sha256), backend and reference: "
+        "keep its rows of other data sets and splits, replace those scored now, and write the union to --output",
     )
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "quality.json"))
     args = parser.parse_args(argv)
     if not DATA.exists():
         print(f"data not found at {DATA}; set STANCE_DATA_DIR", file=sys.stderr)
         return 2
-    earlier = None if args.add_to is None else earlier_result(Path(args.add_to), args)
+    model_sha256 = model_digest(args.model or "default")
+    earlier = None if args.add_to is None else earlier_result(Path(args.add_to), args, model_sha256)
     models = {"model": StanceClassifier.from_pretrained(args.model, device="cpu", backend=args.backend)}
     if not args.no_reference:
         models["previous default"] = StanceClassifier.from_pretrained(args.reference, device="cpu")
-    results: dict = {"model": args.model or "default", "backend": args.backend, "machine": machine_facts()}
-    results["reference"] = None if args.no_reference else args.reference
-    results |= {"data_dir": str(DATA), "command": "python benchmarks/quality.py " + " ".join(argv or sys.argv[1:])}
+    command = "python benchmarks/quality.py " + " ".join(argv or sys.argv[1:])
+    results: dict = {"model": args.model or "default", "model_sha256": model_sha256, "backend": args.backend}
+    results |= {"machine": machine_facts(), "reference": None if args.no_reference else args.reference}
+    results |= {"data_dir": str(DATA), "command": command}
     statement_files = statement_training_files(models["model"])
     results["statement_training_files"] = [str(path.relative_to(REPO)) for path in statement_files]
     results["rows"] = []
+    scored_now: list[list[str]] = []  # (set, split) pairs, appended as each is written
     if earlier is not None:
-        scored = {(name, split) for name in args.datasets for split in SPLITS[name] if split in args.splits}
-        results["rows"] = [row for row in earlier["rows"] if (row["dataset"], row["split"]) not in scored]
-        results["command"] = earlier["command"]
-        added = {"datasets": args.datasets, "command": "python benchmarks/quality.py " + " ".join(argv or sys.argv[1:])}
-        results["added"] = [*earlier.get("added", []), added]
+        # The earlier run's provenance stays at the top; this run's is one more "added" entry.
+        results |= {key: earlier[key] for key in ("command", "machine") if key in earlier}
+        results["added"] = [*earlier.get("added", []), {"command": command, "machine": machine_facts()}]
+        results["added"][-1]["scored"] = scored_now
+        replaced = {(name, split) for name in args.datasets for split in SPLITS[name] if split in args.splits}
+        results["rows"] = [row for row in earlier["rows"] if (row["dataset"], row["split"]) not in replaced]
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
     for name in args.datasets:
         splits = [split for split in SPLITS[name] if split in args.splits]
         if not splits:
@@ -222,25 +232,34 @@ def main(argv: list[str] | None = None) -> int:
                     classification_metrics(data.labels, baseline.predict(data))
                 )
                 results["rows"].append(row)
-            output = Path(args.output)
-            output.parent.mkdir(parents=True, exist_ok=True)
+            scored_now.append([name, split])
             output.write_text(json.dumps(results, indent=2) + "\n")  # after every split: partial results survive
+    output.write_text(json.dumps(results, indent=2) + "\n")
     print(render(results))
     print(f"\nwrote {output}")
     return 0
 
 
-def earlier_result(path: Path, args: argparse.Namespace) -> dict:
-    """The result ``--add-to`` names, refused unless it scored the same model files (by content:
-    the same adapter exported to ``model/default`` qualifies), with the same backend and reference."""
+def earlier_result(path: Path, args: argparse.Namespace, model_sha256: str | None) -> dict:
+    """The result ``--add-to`` names, refused unless it records the digest of the same model files
+    (``model_sha256``, taken when it was scored: the same adapter exported to ``model/default``
+    qualifies, a folder retrained since does not) and the same backend and reference."""
     try:
         earlier = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise SystemExit(f"--add-to {path}: cannot read it as a quality.py result ({error})") from None
-    scored = earlier.get("model")
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("rows"), list):
+        raise SystemExit(f"--add-to {path}: not a quality.py result (no list of rows)")
     now = args.model or "default"
-    if model_digest(scored) is None or model_digest(scored) != model_digest(now):
-        raise SystemExit(f"--add-to {path}: it scored {scored!r}, whose files are not those of {now!r}")
+    if model_sha256 is None:
+        raise SystemExit(f"--add-to: {now!r} is not a local model folder, so its files cannot be compared")
+    if earlier.get("model_sha256") is None:
+        raise SystemExit(
+            f"--add-to {path}: it records no model_sha256 (written before 2026-11-27 or of a hub model), "
+            "so it cannot be shown to hold the same model; score every set again instead"
+        )
+    if earlier["model_sha256"] != model_sha256:
+        raise SystemExit(f"--add-to {path}: it scored {earlier.get('model')!r} with other files than {now!r} holds now")
     reference = None if args.no_reference else args.reference
     for key, value in (("backend", args.backend), ("reference", reference)):
         if earlier.get(key) != value:

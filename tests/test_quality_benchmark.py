@@ -19,10 +19,17 @@ quality = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(quality)
 
 
+@pytest.fixture(autouse=True)
+def small_baselines(tmp_path, monkeypatch):
+    """Our own sets only (the shared data is not read), baselines fitted on one statement part."""
+    monkeypatch.setattr(quality, "DATA", tmp_path)
+    one_part = [quality.REPO / "data" / "statements_train" / "part1.jsonl"]
+    monkeypatch.setattr(quality, "statement_training_files", lambda classifier: one_part)
+
+
 @pytest.fixture
-def scored(tmp_path, monkeypatch, tiny_model_dir):
+def scored(tmp_path, tiny_model_dir):
     """The tiny model scored on the 90-pair attempts set (ours: benchmarks/data)."""
-    monkeypatch.setattr(quality, "DATA", tmp_path)  # the shared data is not read for our own sets
     first = tmp_path / "first.json"
     argv = ["--model", str(tiny_model_dir), "--no-reference", "--datasets", "statements_attempts"]
     assert quality.main([*argv, "--output", str(first)]) == 0
@@ -40,8 +47,8 @@ def test_add_to_keeps_the_earlier_rows_and_records_both_commands(tmp_path, score
     kept = [row for row in result["rows"] if row["dataset"] == "statements_attempts"]
     assert kept == earlier["rows"], "the earlier data set's rows are copied unchanged"
     assert result["command"] == earlier["command"] and result["model"] == str(copy)
-    assert [entry["datasets"] for entry in result["added"]] == [["statements_parties"]]
-    assert "--add-to" in result["added"][0]["command"]
+    assert [entry["scored"] for entry in result["added"]] == [[["statements_parties", "dev"]]]
+    assert "--add-to" in result["added"][0]["command"] and result["model_sha256"] == earlier["model_sha256"]
     # scoring a data set the earlier file holds replaces its rows rather than repeating them
     again = tmp_path / "again.json"
     argv = ["--model", str(copy), "--no-reference", "--datasets", "statements_attempts", "--add-to", str(merged)]
@@ -53,19 +60,31 @@ def test_add_to_keeps_the_earlier_rows_and_records_both_commands(tmp_path, score
 def test_add_to_refuses_other_model_files_or_another_backend(tmp_path, scored):
     other = build_tiny_model_dir(tmp_path / "other", seed=1)
     argv = ["--no-reference", "--datasets", "statements_parties", "--add-to", str(scored), "--output", "x.json"]
-    with pytest.raises(SystemExit, match="whose files are not those of"):
+    with pytest.raises(SystemExit, match="with other files than"):
         quality.main(["--model", str(other), *argv])
     earlier = json.loads(scored.read_text())
+    # the folder the earlier result scored, retrained since: the recorded digest no longer matches
+    retrained = tmp_path / "retrained"
+    shutil.copytree(other, retrained)
+    changed = dict(earlier, model=str(retrained))
+    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    with pytest.raises(SystemExit, match="with other files than"):
+        quality.main(["--model", str(retrained), *argv[:4], str(tmp_path / "changed.json"), *argv[5:]])
     with pytest.raises(SystemExit, match="its backend is 'torch', this run's 'torch-bf16'"):
         quality.main(["--model", earlier["model"], "--backend", "torch-bf16", *argv])
-    (tmp_path / "broken.json").write_text("{")
-    argv[argv.index(str(scored))] = str(tmp_path / "broken.json")
-    with pytest.raises(SystemExit, match="cannot read it as a quality.py result"):
-        quality.main(["--model", earlier["model"], *argv])
+    with pytest.raises(SystemExit, match="its reference is None"):
+        quality.main(["--model", earlier["model"], *argv[1:]])
+    for name, text, message in (
+        ("broken.json", "{", "cannot read it as a quality.py result"),
+        ("list.json", "[]", "not a quality.py result"),
+        ("old.json", json.dumps({k: v for k, v in earlier.items() if k != "model_sha256"}), "records no model_sha256"),
+    ):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(SystemExit, match=message):
+            quality.main(["--model", earlier["model"], *argv[:4], str(tmp_path / name), *argv[5:]])
 
 
-def test_splits_dev_leaves_the_test_split_unscored_and_add_to_keeps_it(tmp_path, monkeypatch, tiny_model_dir):
-    monkeypatch.setattr(quality, "DATA", tmp_path)
+def test_splits_dev_leaves_the_test_split_unscored_and_add_to_keeps_it(tmp_path, tiny_model_dir):
     both, dev = tmp_path / "both.json", tmp_path / "dev.json"
     argv = ["--model", str(tiny_model_dir), "--no-reference", "--datasets", "statements"]
     assert quality.main([*argv, "--splits", "test", "--output", str(both)]) == 0
