@@ -20,6 +20,10 @@ is the default's exact figure, read from its own results (the FNC-1 files must b
 the whole split, of the models they are said to be); the motivating pair is scored here, fp32.
 Model paths are as given to recipe_dev.py (run from the repository root).
 
+To recompute a decision made before a later default replaced ``model/default``, point at the
+replaced default's files and scores: ``--default-model benchmarks/reference/default-3600
+--default-quality benchmarks/results/quality_default_3600.json`` (cycles 2-4).
+
 Exit status: 0 when it wrote the decision; 3 (``NEEDS_FNC1``) when rules 1-3 and 5 are met and
 ``--candidate-quality`` was left out; 1 on any refusal (a wrong or missing input).
 """
@@ -109,7 +113,10 @@ def decide(args: argparse.Namespace) -> dict:
         unmeasured if args.candidate_quality is None else fnc1_dev(Path(args.candidate_quality), args.candidate)
     )
     measured = args.candidate_quality is not None
-    default_pair, candidate_pair = motivating_pair(args.default), motivating_pair(args.candidate)
+    # --default-model: where the default named by --default lives now (model/default moves on when
+    # a candidate ships; the replaced default's files are kept elsewhere, e.g. benchmarks/reference/)
+    default_pair = motivating_pair(args.default_model or args.default)
+    candidate_pair = motivating_pair(args.candidate)
     # rules.md states the default's probability to two places (0.27), and that is the bar
     pair_bar = round(default_pair["probabilities"]["contradict"], 2)
     pair_right = candidate_pair["label"] == candidate_pair["expected"]
@@ -192,6 +199,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe-dev", required=True, help="benchmarks/recipe_dev.py output holding both models")
     parser.add_argument("--default", default="model/default", help="the default's key in --recipe-dev (its path)")
+    parser.add_argument(
+        "--default-model",
+        default=None,
+        help="the default's files, if no longer at --default (a replaced default: benchmarks/reference/default-3600)",
+    )
     parser.add_argument("--candidate", required=True, help="the candidate's key in --recipe-dev (its path)")
     parser.add_argument("--default-quality", default=str(REPO / "benchmarks" / "results" / "quality.json"))
     parser.add_argument("--default-quality-model", default="default", help="the model --default-quality names")

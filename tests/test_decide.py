@@ -56,6 +56,7 @@ def arguments(tmp_path, candidate_dev, fnc1, **quality_options) -> argparse.Name
         max_fall=0.02,
         rules="rules.md",
         rule5="pair",
+        default_model=None,
     )
 
 
@@ -187,3 +188,14 @@ def test_rule5_on_the_attempts_set_ignores_the_motivating_pair(tmp_path, monkeyp
     args.recipe_dev = str(recipe_dev(tmp_path / "r.json", default_dev, dev | {decide.ATTEMPTS: 0.9}))
     with pytest.raises(SystemExit, match="no statements_attempts dev set for d"):
         decide.decide(args)
+
+
+def test_default_model_scores_the_pair_from_the_replaced_defaults_files(tmp_path, monkeypatch):
+    """After a ship, model/default holds the new model: the old decision's pair comes from --default-model."""
+    asked = []
+    monkeypatch.setattr(decide, "motivating_pair", lambda model: asked.append(model) or pair("neutral", 0.3))
+    args = arguments(tmp_path, {"statements": 0.86, "sick": 0.87, "fnc1": 0.70}, (0.68, 0.30))
+    decide.decide(args)
+    args.default_model = "benchmarks/reference/default-3600"
+    decide.decide(args)
+    assert asked == ["d", "c", "benchmarks/reference/default-3600", "c"]
