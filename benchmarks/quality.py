@@ -43,6 +43,7 @@ from stance.training.config import DatasetConfig
 from stance.training.data import PairData, load_dataset_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_sets import SPLITS  # noqa: E402
 from recipe_dev import model_digest  # noqa: E402
 from throughput import machine_facts  # noqa: E402  (bf16 and int8 results depend on the CPU)
 
@@ -52,22 +53,6 @@ STATEMENTS = REPO / "benchmarks" / "data"  # statements_dev.jsonl (choices), sta
 # The embedded default before the general-NLI recipe (LoRA on the stance sets only), kept
 # as a named reference so every table shows what changed.
 REFERENCE = REPO / "benchmarks" / "reference" / "default-v1"
-SPLITS = {
-    "statements": ("dev", "test"),
-    "statements_parties": ("dev",),
-    "statements_attempts": ("dev",),
-    "statements_numbers": ("dev",),
-    "mnli_taxinli": ("dev", "test"),
-    "snli_counterfactual": ("dev",),
-    "negation_nli": ("dev",),
-    "sick": ("dev", "test"),
-    "fnc1": ("dev",),
-    "arc": ("dev",),
-    "emergent": ("dev", "test"),
-    "climate_fever": ("dev", "test"),
-    "perspectrum": ("dev", "test"),
-    "ibm_claim_stance": ("dev", "test"),
-}
 TWO_CLASS = {"perspectrum", "ibm_claim_stance"}
 # Ours, in benchmarks/data: the statement sets, two parties' statements side by side
 # (statements_parties_dev.jsonl, written for the case of the Kremlin/Zelenskyy example), and an
