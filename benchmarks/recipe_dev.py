@@ -65,12 +65,36 @@ def model_digest(model: str) -> str | None:
     return hashlib.sha256(json.dumps(model_fingerprint(source), sort_keys=True).encode()).hexdigest()
 
 
+def reused_scores(reuse: dict, model: str) -> dict | None:
+    """``model``'s scores in an earlier result, or None when it has none to copy.
+
+    Found by name, or else by the digest of its files (``model/default`` after an adapter scored
+    under its run folder is exported there). A model that exists here is copied only with a
+    recorded digest equal to its files' digest: a name alone cannot show that ``model/default``
+    is still the model that was scored under that name. A recorded model that no longer exists
+    here (a deleted run folder) is copied by name, as the result recorded it.
+    """
+    digest = model_digest(model)
+    entry = reuse["models"].get(model)
+    if digest is None:  # not here (or a hub id): the name is all there is to go by
+        return None if entry is None else entry | {"reused_from": reuse["file"]}
+    if entry is not None and entry.get("model_sha256") == digest:
+        return entry | {"reused_from": reuse["file"]}
+    for name, earlier in reuse["models"].items():
+        if earlier.get("model_sha256") == digest:
+            return earlier | {"reused_from": reuse["file"], "reused_as": name}
+    if entry is not None:
+        why = "has changed since it was scored" if entry.get("model_sha256") else "was scored without a digest of its files"
+        raise SystemExit(f"--reuse {reuse['file']}: {model} {why}; score it again (leave out --reuse for it)")
+    return None
+
+
 def score_models(config_path: str, models: list[str], reuse: dict | None = None) -> dict:
     """Per model: per dev set macro-F1 (and contradict F1), and the recipe's mean.
 
     ``reuse``: an earlier result on the same dev rows (``dev_rows_sha256``; or, for a result
-    without digests, of the same recipe file); its models are copied, not scored again, unless
-    a model's files changed since (``model_sha256``, recorded since 2026-11-27).
+    without digests, of the same recipe file); its models are copied, not scored again, where
+    ``reused_scores`` can show they are the same files (``model_sha256``, recorded since 2026-11-27).
     """
     from stance.eval.metrics import classification_metrics
     from stance.model.classifier import StanceClassifier
@@ -83,12 +107,10 @@ def score_models(config_path: str, models: list[str], reuse: dict | None = None)
     digests = {name: rows_digest(data) for name, (data, _) in prepared.dev.items()}
     results: dict = {"config": config_path, "in_mean": sorted(in_mean), "dev_rows_sha256": digests, "models": {}}
     for model in models:
-        if reuse is not None and model in reuse["models"]:
+        earlier = reused_scores(reuse, model) if reuse is not None else None
+        if earlier is not None:
             check_reuse(reuse, config_path, sorted(in_mean), digests)
-            recorded = reuse["models"][model].get("model_sha256")
-            if recorded is not None and recorded != model_digest(model):
-                raise SystemExit(f"--reuse {reuse['file']}: {model} has changed since it was scored; score it again")
-            results["models"][model] = reuse["models"][model] | {"reused_from": reuse["file"]}
+            results["models"][model] = earlier
             print(f"{model}  reused from {reuse['file']}", flush=True)
             continue
         classifier = StanceClassifier.from_pretrained(model, device="cpu")

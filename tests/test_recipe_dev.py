@@ -97,3 +97,26 @@ def test_reuse_is_refused_for_a_model_whose_files_changed_since(tmp_path, tiny_m
     (model / "config.json").write_text((model / "config.json").read_text().replace("{", '{"changed": 1, ', 1))
     with pytest.raises(SystemExit, match="has changed since it was scored"):
         recipe_dev.score_models(config, [str(model)], earlier)
+
+
+def test_reuse_refuses_a_present_model_whose_scores_record_no_digest(tmp_path, tiny_model_dir):
+    # model/default once held another adapter under the same name: a name alone proves nothing
+    config = recipe(tmp_path, "a", ROWS[:3], tiny_model_dir)
+    earlier = recipe_dev.score_models(config, [str(tiny_model_dir)]) | {"file": "earlier.json"}
+    del earlier["models"][str(tiny_model_dir)]["model_sha256"]
+    with pytest.raises(SystemExit, match="scored without a digest of its files; score it again"):
+        recipe_dev.score_models(config, [str(tiny_model_dir)], earlier)
+
+
+def test_reuse_finds_the_same_files_scored_under_another_name(tmp_path, tiny_model_dir):
+    import shutil
+
+    config = recipe(tmp_path, "a", ROWS[:3], tiny_model_dir)
+    run = shutil.copytree(tiny_model_dir, tmp_path / "run" / "adapter")
+    earlier = recipe_dev.score_models(config, [str(run)]) | {"file": "earlier.json"}
+    exported = shutil.copytree(run, tmp_path / "exported")  # what export_default does: the same files
+    copied = recipe_dev.score_models(config, [str(exported)], earlier)["models"][str(exported)]
+    assert copied["reused_as"] == str(run) and copied["dev"] == earlier["models"][str(run)]["dev"]
+    (exported / "config.json").write_text((exported / "config.json").read_text().replace("{", '{"changed": 1, ', 1))
+    scored = recipe_dev.score_models(config, [str(exported)], earlier)["models"][str(exported)]
+    assert "reused_from" not in scored, "other files are scored, not copied"
