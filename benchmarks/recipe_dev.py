@@ -84,7 +84,11 @@ def reused_scores(reuse: dict, model: str) -> dict | None:
         if earlier.get("model_sha256") == digest:
             return earlier | {"reused_from": reuse["file"], "reused_as": name}
     if entry is not None:
-        why = "has changed since it was scored" if entry.get("model_sha256") else "was scored without a digest of its files"
+        why = (
+            "has changed since it was scored"
+            if entry.get("model_sha256")
+            else "was scored without a digest of its files"
+        )
         raise SystemExit(f"--reuse {reuse['file']}: {model} {why}; score it again (leave out --reuse for it)")
     return None
 
