@@ -2,7 +2,8 @@
 
     python benchmarks/card_tables.py
 Reads quality.json (the default model, all-mpnet-base-v2 + LoRA, and the baselines) and, when
-present, quality_default_3600.json (the 3,600-step default, shipped until a later cycle replaced it),
+present, quality_default_cycle4.json and quality_default_3600.json (the defaults that later cycles
+replaced: the fourth cycle's, shipped 2026-11-27, and the 3,600-step one before it),
 quality_fast.json (the MiniLM, `--model fast`, the default until 2026-11-26, run as
 `python benchmarks/quality.py --model fast --no-reference`) and quality_previous_default.json (the
 default when issue 10 was filed, run with --model benchmarks/reference/default-v1 --no-reference),
@@ -21,9 +22,10 @@ from quality_sets import SPLITS  # noqa: E402  (quality.py's order; importing qu
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINES = ("tfidf_lr", "hypothesis_only_tfidf_lr", "majority")
-SYSTEMS = ("model", "default 3600", "fast", "previous default", *BASELINES)
+SYSTEMS = ("model", "default cycle4", "default 3600", "fast", "previous default", *BASELINES)
 TITLES = {
     "model": "default (mpnet + LoRA)",
+    "default cycle4": "the fourth-cycle default (replaced)",
     "default 3600": "the 3,600-step default (replaced)",
     "fast": "fast (MiniLM; default until 2026-11-26)",
     "previous default": "default when issue 10 was filed",
@@ -45,6 +47,7 @@ def load() -> list[dict]:
         numbers_rows = [row for row in numbers_rows if row["system"] not in BASELINES]  # quality.json has its own
     rows += numbers_rows
     for file, system in (
+        ("quality_default_cycle4.json", "default cycle4"),
         ("quality_default_3600.json", "default 3600"),
         ("quality_fast.json", "fast"),
         ("quality_previous_default.json", "previous default"),
@@ -86,7 +89,7 @@ def main() -> int:
         print(f"| {dataset} | {split} | {f1['support']:.3f} | {f1['contradict']:.3f} | {f1['neutral']:.3f} | "
               f"{row['accuracy']:.3f} | {matrix} |")  # fmt: skip
     columns = [
-        (split, system) for split in ("dev", "test") for system in ("model", "default 3600", "fast", "previous default")
+        (split, system) for split in ("dev", "test") for system in SYSTEMS if system not in BASELINES
     ]
     columns = [c for c in columns if "per_kind" in table.get(("statements", *c), {})]
     if columns:

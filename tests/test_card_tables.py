@@ -46,3 +46,17 @@ def test_the_replaced_defaults_column_takes_its_numbers_run_and_keeps_the_issue_
     assert cell["default when issue 10 was filed"] == "0.204"
     assert cell["majority |"] == "0.150 |", "the baselines come from quality.json, not the older file"
     assert [line.split(" | ")[0] for line in lines[2:4]] == ["| statements_numbers", "| sick"], "quality.py's order"
+
+
+def test_a_second_replaced_default_gets_its_own_column_before_the_first(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(card_tables, "RESULTS", tmp_path)
+    write(tmp_path / "quality.json", [("sick", "dev", "model", 0.9), ("sick", "dev", "majority", 0.2)])
+    write(tmp_path / "quality_default_3600.json", [("sick", "dev", "model", 0.87)])
+    write(tmp_path / "quality_default_cycle4.json", [("sick", "dev", "model", 0.88), ("sick", "dev", "majority", 0.9)])
+    assert card_tables.main() == 0
+    lines = capsys.readouterr().out.splitlines()
+    cell = dict(zip(lines[0].split(" | ")[3:], lines[2].split(" | ")[3:], strict=True))
+    assert list(cell)[:3] == ["default (mpnet + LoRA)", "the fourth-cycle default (replaced)",
+                              "the 3,600-step default (replaced)"]  # fmt: skip
+    assert (cell["the fourth-cycle default (replaced)"], cell["the 3,600-step default (replaced)"]) == ("0.880", "0.870")
+    assert cell["majority |"] == "0.200 |", "only a replaced default's own rows are read from its file"
