@@ -88,9 +88,7 @@ def main() -> int:
         matrix = " ".join(f"`{line}`" for line in row["confusion_matrix"])
         print(f"| {dataset} | {split} | {f1['support']:.3f} | {f1['contradict']:.3f} | {f1['neutral']:.3f} | "
               f"{row['accuracy']:.3f} | {matrix} |")  # fmt: skip
-    columns = [
-        (split, system) for split in ("dev", "test") for system in SYSTEMS if system not in BASELINES
-    ]
+    columns = [(split, system) for split in ("dev", "test") for system in SYSTEMS if system not in BASELINES]
     columns = [c for c in columns if "per_kind" in table.get(("statements", *c), {})]
     if columns:
         print("\nStatement sets by kind, accuracy (n: dev / test):\n")

@@ -58,5 +58,8 @@ def test_a_second_replaced_default_gets_its_own_column_before_the_first(tmp_path
     cell = dict(zip(lines[0].split(" | ")[3:], lines[2].split(" | ")[3:], strict=True))
     assert list(cell)[:3] == ["default (mpnet + LoRA)", "the fourth-cycle default (replaced)",
                               "the 3,600-step default (replaced)"]  # fmt: skip
-    assert (cell["the fourth-cycle default (replaced)"], cell["the 3,600-step default (replaced)"]) == ("0.880", "0.870")
+    assert (cell["the fourth-cycle default (replaced)"], cell["the 3,600-step default (replaced)"]) == (
+        "0.880",
+        "0.870",
+    )
     assert cell["majority |"] == "0.200 |", "only a replaced default's own rows are read from its file"
