@@ -348,6 +348,8 @@ def test_training_continues_a_lora_adapter_as_the_same_adapter_on_its_base(tmp_p
     second = trainer.train(recipe(first, tmp_path / "second")) / "adapter"
     adapter_config = json.loads((second / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == str(tiny_model_dir) and adapter_config["r"] == 4
+    modules_to_save = adapter_config["modules_to_save"]
+    assert sorted(modules_to_save) == sorted(set(modules_to_save)), "each head module once, however many cycles"
     metadata = StanceMetadata.load(second)
     assert metadata.base_model == str(tiny_model_dir)
     started = metadata.training["continued_from"]

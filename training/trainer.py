@@ -147,6 +147,11 @@ def _continue_adapter(config: StanceConfig, adapter_dir: Path):
     saved = PeftLoraConfig.from_pretrained(str(adapter_dir))
     saved.lora_dropout = config.model.lora.dropout  # dropout only acts in training: the recipe's
     model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True, config=saved)
+    # PEFT appends the classification head's names to modules_to_save on every load, so without
+    # this each continued cycle would save them once more (the shipped default lists them 4 times)
+    for adapter_config in model.peft_config.values():
+        if adapter_config.modules_to_save:
+            adapter_config.modules_to_save = list(dict.fromkeys(adapter_config.modules_to_save))
     return model, tokenizer, head_order
 
 
