@@ -8,7 +8,7 @@ quality_fast.json (the MiniLM, `--model fast`, the default until 2026-11-26, run
 `python benchmarks/quality.py --model fast --no-reference`) and quality_previous_default.json (the
 default when issue 10 was filed, run with --model benchmarks/reference/default-v1 --no-reference),
 and prints one table of macro-F1 per data set and split, one of per-class F1 for the default, the
-statement sets by kind, and the numbers-and-dates set by subkind. The MiniLM's own stages and experiments are in model/fast/README.md.
+statement sets by kind, and the numbers-and-dates and swapped-actors sets by subkind. The MiniLM's own stages and experiments are in model/fast/README.md.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from quality_sets import SPLITS  # noqa: E402  (quality.py's order; importing qu
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINES = ("tfidf_lr", "hypothesis_only_tfidf_lr", "majority")
 SYSTEMS = ("model", "default cycle4", "default 3600", "fast", "previous default", *BASELINES)
+# our one-kind sets, whose rows carry a subkind (quality.py's per_kind is by subkind for them)
+SUBKIND_SETS = {"statements_numbers": "Numbers and dates", "statements_swapped": "Swapped actors"}
 TITLES = {
     "model": "default (mpnet + LoRA)",
     "default cycle4": "the fourth-cycle default (replaced)",
@@ -100,13 +102,15 @@ def main() -> int:
                       for split in ("dev", "test") if ("statements", split, "model") in table]  # fmt: skip
             cells = [f"{table[('statements', *c)]['per_kind'][kind]['accuracy']:.3f}" for c in columns]
             print(f"| {kind} | {' / '.join(map(str, counts))} | " + " | ".join(cells) + " |")
-    numbers = [system for system in systems if "per_kind" in table.get(("statements_numbers", "dev", system), {})]
-    if numbers:
-        print("\nNumbers and dates dev set by subkind, accuracy:\n")
-        print("| subkind | n | " + " | ".join(TITLES[system] for system in numbers) + " |")
-        print("|---|---:|" + "---:|" * len(numbers))
-        for subkind, value in table[("statements_numbers", "dev", numbers[0])]["per_kind"].items():
-            cells = [f"{table[('statements_numbers', 'dev', s)]['per_kind'][subkind]['accuracy']:.3f}" for s in numbers]
+    for dataset, title in SUBKIND_SETS.items():
+        scored = [system for system in systems if "per_kind" in table.get((dataset, "dev", system), {})]
+        if not scored:
+            continue
+        print(f"\n{title} dev set by subkind, accuracy:\n")
+        print("| subkind | n | " + " | ".join(TITLES[system] for system in scored) + " |")
+        print("|---|---:|" + "---:|" * len(scored))
+        for subkind, value in table[(dataset, "dev", scored[0])]["per_kind"].items():
+            cells = [f"{table[(dataset, 'dev', s)]['per_kind'][subkind]['accuracy']:.3f}" for s in scored]
             print(f"| {subkind} | {value['n']} | " + " | ".join(cells) + " |")
     return 0
 

@@ -56,9 +56,10 @@ REFERENCE = REPO / "benchmarks" / "reference" / "default-v1"
 TWO_CLASS = {"perspectrum", "ibm_claim_stance"}
 # Ours, in benchmarks/data: the statement sets, two parties' statements side by side
 # (statements_parties_dev.jsonl, written for the case of the Kremlin/Zelenskyy example), and an
-# attempt asserted as fact against the accused's denial (statements_attempts_dev.jsonl), and
-# numbers and dates by subkind (statements_numbers_dev.jsonl, written after the model's weakest kind).
-OURS = {"statements", "statements_parties", "statements_attempts", "statements_numbers"}
+# attempt asserted as fact against the accused's denial (statements_attempts_dev.jsonl),
+# numbers and dates by subkind (statements_numbers_dev.jsonl, written after the model's weakest kind)
+# and swapped actors by subkind (statements_swapped_dev.jsonl, written after the next weakest).
+OURS = {"statements", "statements_parties", "statements_attempts", "statements_numbers", "statements_swapped"}
 
 
 def split_path(name: str, split: str) -> Path:
@@ -108,7 +109,7 @@ def summary(metrics: dict) -> dict:
 
 def per_kind_accuracy(path: Path, predicted: np.ndarray, labels: list[int]) -> dict[str, dict]:
     """Accuracy per ``kind`` of the statement set (the targets ask for >= 70% on each); per
-    ``subkind`` where rows have one (the numbers set, whose rows share one kind)."""
+    ``subkind`` where rows have one (the numbers and swapped-actors sets, whose rows share one kind)."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     kinds = [row.get("subkind", row["kind"]) for row in rows]
     right: dict[str, list[bool]] = defaultdict(list)

@@ -9,6 +9,7 @@ SPLITS = {
     "statements_parties": ("dev",),
     "statements_attempts": ("dev",),
     "statements_numbers": ("dev",),
+    "statements_swapped": ("dev",),
     "mnli_taxinli": ("dev", "test"),
     "snli_counterfactual": ("dev",),
     "negation_nli": ("dev",),

@@ -28,6 +28,7 @@ LABELLED = {
     "statements dev": REPO / "benchmarks" / "data" / "statements_dev.jsonl",
     "statements_parties dev": REPO / "benchmarks" / "data" / "statements_parties_dev.jsonl",
     "statements_attempts dev": REPO / "benchmarks" / "data" / "statements_attempts_dev.jsonl",
+    "statements_swapped dev": REPO / "benchmarks" / "data" / "statements_swapped_dev.jsonl",
     "statements test": REPO / "benchmarks" / "data" / "statements_test.jsonl",
 }
 

@@ -63,3 +63,19 @@ def test_a_second_replaced_default_gets_its_own_column_before_the_first(tmp_path
         "0.870",
     )
     assert cell["majority |"] == "0.200 |", "only a replaced default's own rows are read from its file"
+
+
+def test_each_one_kind_set_gets_its_subkind_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(card_tables, "RESULTS", tmp_path)
+    write(tmp_path / "quality.json", [("statements_swapped", "dev", "model", 0.7), ("sick", "dev", "model", 0.9)])
+    result = json.loads((tmp_path / "quality.json").read_text())
+    result["rows"][0]["per_kind"] = {"role_swap": {"accuracy": 0.6, "n": 15}, "symmetric": {"accuracy": 1.0, "n": 15}}
+    (tmp_path / "quality.json").write_text(json.dumps(result))
+    assert card_tables.main() == 0
+    out = capsys.readouterr().out
+    assert "Numbers and dates" not in out, "no table for a set not scored"
+    table = out.split("Swapped actors dev set by subkind")[1].splitlines()
+    assert [line for line in table if line.startswith("| role_swap") or line.startswith("| symmetric")] == [
+        "| role_swap | 15 | 0.600 |",
+        "| symmetric | 15 | 1.000 |",
+    ]

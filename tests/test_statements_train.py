@@ -32,6 +32,7 @@ def test_no_training_pair_is_close_to_an_evaluation_pair():
     judged += _pairs(REPO / "benchmarks" / "data" / "statements_parties_dev.jsonl")
     judged += _pairs(REPO / "benchmarks" / "data" / "statements_attempts_dev.jsonl")
     judged += _pairs(REPO / "benchmarks" / "data" / "statements_numbers_dev.jsonl")
+    judged += _pairs(REPO / "benchmarks" / "data" / "statements_swapped_dev.jsonl")
     # The examples and the pairs of the bug report that motivated the dev set: held-out checks.
     judged += _pairs(REPO / "examples" / "statement_pairs.jsonl") + _pairs(REPO / "examples" / "bug_report_pairs.jsonl")
     judged_words = [(words(p), words(h), p, h) for p, h in judged]
