@@ -76,6 +76,8 @@ def reused_scores(reuse: dict, model: str) -> dict | None:
     """
     digest = model_digest(model)
     entry = reuse["models"].get(model)
+    if entry is not None:  # a copy of a copy names the file it is copied from now, and this name
+        entry = {key: value for key, value in entry.items() if key != "reused_as"}
     if digest is None:  # not here (or a hub id): the name is all there is to go by
         return None if entry is None else entry | {"reused_from": reuse["file"]}
     if entry is not None and entry.get("model_sha256") == digest:
@@ -89,7 +91,7 @@ def reused_scores(reuse: dict, model: str) -> dict | None:
             if entry.get("model_sha256")
             else "was scored without a digest of its files"
         )
-        raise SystemExit(f"--reuse {reuse['file']}: {model} {why}; score it again (leave out --reuse for it)")
+        raise SystemExit(f"--reuse {reuse['file']}: {model} {why}; score it in a run without --reuse")
     return None
 
 

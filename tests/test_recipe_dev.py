@@ -104,7 +104,7 @@ def test_reuse_refuses_a_present_model_whose_scores_record_no_digest(tmp_path, t
     config = recipe(tmp_path, "a", ROWS[:3], tiny_model_dir)
     earlier = recipe_dev.score_models(config, [str(tiny_model_dir)]) | {"file": "earlier.json"}
     del earlier["models"][str(tiny_model_dir)]["model_sha256"]
-    with pytest.raises(SystemExit, match="scored without a digest of its files; score it again"):
+    with pytest.raises(SystemExit, match="scored without a digest of its files; score it in a run without --reuse"):
         recipe_dev.score_models(config, [str(tiny_model_dir)], earlier)
 
 
@@ -120,3 +120,28 @@ def test_reuse_finds_the_same_files_scored_under_another_name(tmp_path, tiny_mod
     (exported / "config.json").write_text((exported / "config.json").read_text().replace("{", '{"changed": 1, ', 1))
     scored = recipe_dev.score_models(config, [str(exported)], earlier)["models"][str(exported)]
     assert "reused_from" not in scored, "other files are scored, not copied"
+
+
+def test_a_copy_found_by_digest_is_still_refused_on_other_dev_rows(tmp_path, tiny_model_dir):
+    import shutil
+
+    run = shutil.copytree(tiny_model_dir, tmp_path / "run")
+    earlier = recipe_dev.score_models(recipe(tmp_path, "a", ROWS[:3], tiny_model_dir), [str(run)])
+    exported = shutil.copytree(run, tmp_path / "exported")
+    with pytest.raises(SystemExit, match="dev rows differ"):
+        recipe_dev.score_models(
+            recipe(tmp_path, "b", ROWS[1:], tiny_model_dir), [str(exported)], earlier | {"file": "e"}
+        )
+
+
+def test_a_copy_by_name_of_a_copy_by_digest_names_only_the_file_it_comes_from(tmp_path, tiny_model_dir):
+    import shutil
+
+    config = recipe(tmp_path, "a", ROWS[:3], tiny_model_dir)
+    run = shutil.copytree(tiny_model_dir, tmp_path / "run")
+    first = recipe_dev.score_models(config, [str(run)]) | {"file": "first.json"}
+    exported = shutil.copytree(run, tmp_path / "exported")
+    second = recipe_dev.score_models(config, [str(exported)], first) | {"file": "second.json"}
+    assert second["models"][str(exported)]["reused_as"] == str(run)
+    third = recipe_dev.score_models(config, [str(exported)], second)["models"][str(exported)]
+    assert third["reused_from"] == "second.json" and "reused_as" not in third
