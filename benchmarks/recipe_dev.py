@@ -76,7 +76,7 @@ def reused_scores(reuse: dict, model: str) -> dict | None:
     """
     digest = model_digest(model)
     entry = reuse["models"].get(model)
-    if entry is not None:  # a copy of a copy names the file it is copied from now, and this name
+    if entry is not None:  # a copy of a copy: its reused_as named a model of an older file, not of this one
         entry = {key: value for key, value in entry.items() if key != "reused_as"}
     if digest is None:  # not here (or a hub id): the name is all there is to go by
         return None if entry is None else entry | {"reused_from": reuse["file"]}
