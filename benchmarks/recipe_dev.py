@@ -65,8 +65,9 @@ def model_digest(model: str) -> str | None:
     return hashlib.sha256(json.dumps(model_fingerprint(source), sort_keys=True).encode()).hexdigest()
 
 
-def reused_scores(reuse: dict, model: str) -> dict | None:
-    """``model``'s scores in an earlier result, or None when it has none to copy.
+def reused_scores(reuse: dict, model: str, digest: str | None) -> dict | None:
+    """``model``'s scores in an earlier result, or None when it has none to copy (``digest``: its
+    files' ``model_digest``, None when it is not a local folder).
 
     Found by name, or else by the digest of its files (``model/default`` after an adapter scored
     under its run folder is exported there). A model that exists here is copied only with a
@@ -74,7 +75,6 @@ def reused_scores(reuse: dict, model: str) -> dict | None:
     is still the model that was scored under that name. A recorded model that no longer exists
     here (a deleted run folder) is copied by name, as the result recorded it.
     """
-    digest = model_digest(model)
     entry = reuse["models"].get(model)
     if entry is not None:  # a copy of a copy: its reused_as named a model of an older file, not of this one
         entry = {key: value for key, value in entry.items() if key != "reused_as"}
@@ -113,7 +113,8 @@ def score_models(config_path: str, models: list[str], reuse: dict | None = None)
     digests = {name: rows_digest(data) for name, (data, _) in prepared.dev.items()}
     results: dict = {"config": config_path, "in_mean": sorted(in_mean), "dev_rows_sha256": digests, "models": {}}
     for model in models:
-        earlier = reused_scores(reuse, model) if reuse is not None else None
+        digest = model_digest(model)  # once: it reads every weight file
+        earlier = reused_scores(reuse, model, digest) if reuse is not None else None
         if earlier is not None:
             check_reuse(reuse, config_path, sorted(in_mean), digests)
             results["models"][model] = earlier
@@ -131,7 +132,7 @@ def score_models(config_path: str, models: list[str], reuse: dict | None = None)
             }
             print(f"{model}  {name:<22} {metrics['macro_f1']:.4f}", flush=True)
         mean = sum(sets[name]["macro_f1"] for name in sets if name in in_mean) / len(in_mean & set(sets))
-        results["models"][model] = {"dev": sets, "mean_macro_f1": mean, "model_sha256": model_digest(model)}
+        results["models"][model] = {"dev": sets, "mean_macro_f1": mean, "model_sha256": digest}
         print(f"{model}  mean of {len(in_mean & set(sets))} sets  {mean:.4f}", flush=True)
     return results
 
