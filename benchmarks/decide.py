@@ -1,4 +1,4 @@
-"""Judge a candidate model against the default by the five rules the CPU experiments declare
+"""Judge a candidate model against the default by the rules the CPU experiments declare
 before they run (e.g. ``benchmarks/results/cycle2_experiment/rules.md``), from result files,
 so the decision is computed rather than typed.
 
@@ -15,7 +15,9 @@ whole FNC-1 dev split, macro-F1 >= the default's and contradict F1 >= ``--fnc1-c
 ``kremlin-zelenskyy``) is right or its contradict probability is no lower than the default's
 rounded to two places; or, with ``--rule5 attempts`` (the fourth cycle's rules), the attempts
 dev set (``statements_attempts`` in ``--recipe-dev``, 90 pairs of the motivating pair's kind) has
-a macro-F1 >= the default's, and the motivating pair is reported but does not decide. Every bar
+a macro-F1 >= the default's less ``--attempts-max-fall`` (0 in cycles 4-5, 0.02 from the sixth),
+and the motivating pair is reported but does not decide; (6, with ``--swapped-quality``, the sixth
+cycle's rules on) the 120-pair swapped-actors dev set's macro-F1 >= the default's. Every bar
 is the default's exact figure, read from its own results (the FNC-1 files must be fp32 scores of
 the whole split, of the models they are said to be); the motivating pair is scored here, fp32.
 Model paths are as given to recipe_dev.py (run from the repository root).
@@ -24,7 +26,7 @@ To recompute a decision made before a later default replaced ``model/default``, 
 replaced default's files and scores: ``--default-model benchmarks/reference/default-3600
 --default-quality benchmarks/results/quality_default_3600.json`` (cycles 2-4).
 
-Exit status: 0 when it wrote the decision; 3 (``NEEDS_FNC1``) when rules 1-3 and 5 are met and
+Exit status: 0 when it wrote the decision; 3 (``NEEDS_FNC1``) when rules 1-3, 5 (and 6) are met and
 ``--candidate-quality`` was left out; 1 on any refusal (a wrong or missing input).
 """
 
@@ -39,11 +41,13 @@ REPO = Path(__file__).resolve().parents[1]
 MOTIVATING_ID = "kremlin-zelenskyy"
 FNC1_DEV_ROWS = 5355
 ATTEMPTS = "statements_attempts"
+SWAPPED = "statements_swapped"
+SWAPPED_DEV_ROWS = 120
 NEEDS_FNC1 = 3  # exit status: rules 1-3 and 5 are met and the whole FNC-1 split must be scored
 
 
-def fnc1_dev(quality_file: Path, model: str) -> dict:
-    """The fp32 FNC-1 dev row (truncate, the whole split) for ``model`` in a
+def model_row(quality_file: Path, model: str, dataset: str, rows: int) -> dict:
+    """The fp32 ``dataset`` dev row (truncate, all ``rows`` pairs) for ``model`` in a
     ``benchmarks/quality.py`` result file; refuses a file of another model, backend or sample."""
     result = json.loads(quality_file.read_text())
     if result.get("model") != model:
@@ -51,13 +55,18 @@ def fnc1_dev(quality_file: Path, model: str) -> dict:
     if result.get("backend", "torch") != "torch":
         raise SystemExit(f"{quality_file}: scored with --backend {result['backend']}; the rules are fp32 (torch)")
     for row in result["rows"]:
-        if (row["dataset"], row["split"], row["system"], row.get("long_text")) == ("fnc1", "dev", "model", "truncate"):
-            if row["n"] != FNC1_DEV_ROWS:
-                raise SystemExit(
-                    f"{quality_file}: FNC-1 dev has {row['n']} rows, not the whole split's {FNC1_DEV_ROWS}"
-                )
+        if (row["dataset"], row["split"], row["system"], row.get("long_text")) == (dataset, "dev", "model", "truncate"):
+            if row["n"] != rows:
+                raise SystemExit(f"{quality_file}: {dataset} dev has {row['n']} rows, not the whole split's {rows}")
             return row
-    raise SystemExit(f"{quality_file}: no FNC-1 dev row for the model; run benchmarks/quality.py --datasets fnc1")
+    raise SystemExit(
+        f"{quality_file}: no {dataset} dev row for the model; run benchmarks/quality.py --datasets {dataset}"
+    )
+
+
+def fnc1_dev(quality_file: Path, model: str) -> dict:
+    """The fp32 FNC-1 dev row (truncate, the whole split) for ``model`` in a ``benchmarks/quality.py`` result."""
+    return model_row(quality_file, model, "fnc1", FNC1_DEV_ROWS)
 
 
 def motivating_pair(model: str) -> dict:
@@ -123,10 +132,13 @@ def decide(args: argparse.Namespace) -> dict:
     pair_passes = pair_right or candidate_pair["probabilities"]["contradict"] >= pair_bar
     if args.rule5 == "attempts":
         attempts = (candidate["dev"][ATTEMPTS]["macro_f1"], default["dev"][ATTEMPTS]["macro_f1"])
+        # --attempts-max-fall 0 (cycles 4-5): no lower at all; the sixth cycle's rules allow 0.02
         rule5 = (
-            "5 the attempts dev set's macro-F1 >= the default's",
+            "5 the attempts dev set's macro-F1 >= the default's"
+            if args.attempts_max_fall == 0
+            else f"5 the attempts dev set's macro-F1 down by no more than {args.attempts_max_fall}",
             [round(a, 4) for a in attempts],
-            attempts[0] >= attempts[1],
+            attempts[0] >= attempts[1] - args.attempts_max_fall,
         )
     else:
         rule5 = (
@@ -135,9 +147,19 @@ def decide(args: argparse.Namespace) -> dict:
             pair_passes,
         )
     rule5_passes = rule5[2]
-    if args.candidate_quality is None and mean_passes and statements_passes and fall_passes and rule5_passes:
+    rule6 = None  # the swapped-actors set's rule (the sixth cycle's rules on)
+    if args.swapped_quality is not None:
+        swapped = (
+            model_row(Path(args.swapped_quality), args.candidate, SWAPPED, SWAPPED_DEV_ROWS)["macro_f1"],
+            model_row(Path(args.default_quality), args.default_quality_model, SWAPPED, SWAPPED_DEV_ROWS)["macro_f1"],
+        )
+        rule6 = ("6 the swapped-actors dev set's macro-F1 >= the default's", [*swapped, swapped[0] >= swapped[1]])
+    rule6_passes = rule6 is None or rule6[1][2]
+    others_pass = mean_passes and statements_passes and fall_passes and rule5_passes and rule6_passes
+    if args.candidate_quality is None and others_pass:
         print(
-            "rules 1-3 and 5 are met: score the candidate on the whole FNC-1 dev split (--candidate-quality)",
+            f"rules 1-3 and 5{'-6' if rule6 else ''} are met: "
+            "score the candidate on the whole FNC-1 dev split (--candidate-quality)",
             file=sys.stderr,
         )
         raise SystemExit(NEEDS_FNC1)
@@ -170,6 +192,8 @@ def decide(args: argparse.Namespace) -> dict:
         ],
         rule5[0]: [*rule5[1], rule5_passes],
     }
+    if rule6 is not None:
+        results[rule6[0]] = rule6[1]
     decision = {
         "rules": args.rules,
         "candidate": args.candidate,
@@ -186,6 +210,10 @@ def decide(args: argparse.Namespace) -> dict:
         },
         "command": "python benchmarks/decide.py " + " ".join(sys.argv[1:]),
     }
+    if rule6 is not None:
+        decision["sources"]["swapped-actors dev"] = (
+            f"{args.swapped_quality} against {args.default_quality} (benchmarks/quality.py, fp32)"
+        )
     if args.rule5 == "attempts":  # reported, not deciding (pair mode has it in rule 5's row)
         decision["motivating pair (watched)"] = {
             "candidate": describe(candidate_pair),
@@ -219,6 +247,18 @@ def main() -> None:
         choices=("pair", "attempts"),
         default="pair",
         help="rule 5 judges the motivating pair (cycles 2-3) or the 90-pair attempts dev set (cycle 4 on)",
+    )
+    parser.add_argument(
+        "--attempts-max-fall",
+        type=float,
+        default=0.0,
+        help="with --rule5 attempts: how far the attempts set may fall (0 in cycles 4-5, 0.02 from the sixth)",
+    )
+    parser.add_argument(
+        "--swapped-quality",
+        default=None,
+        help="benchmarks/quality.py output with the candidate's statements_swapped dev row: adds rule 6 "
+        "(>= the default's in --default-quality; the sixth cycle's rules on)",
     )
     parser.add_argument("--rules", required=True, help="the rules file written before the run")
     parser.add_argument("--output", required=True)

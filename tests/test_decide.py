@@ -27,9 +27,21 @@ def recipe_dev(path: Path, default: dict[str, float], candidate: dict[str, float
     return path
 
 
-def quality(path: Path, model: str, macro: float, contradict: float, n: int = 5355, backend: str = "torch") -> Path:
+def quality(
+    path: Path,
+    model: str,
+    macro: float,
+    contradict: float,
+    n: int = 5355,
+    backend: str = "torch",
+    swapped: float | None = None,
+    swapped_n: int = 120,
+) -> Path:
     row = {"dataset": "fnc1", "split": "dev", "system": "model", "long_text": "truncate", "macro_f1": macro, "n": n}
     rows = [{**row, "system": "majority"}, {**row, "f1": {"contradict": contradict}}]
+    if swapped is not None:  # the 120-pair swapped-actors set, as quality.py writes it
+        swapped_row = row | {"dataset": decide.SWAPPED, "macro_f1": swapped, "n": swapped_n}
+        rows += [swapped_row | {"system": "tfidf_lr", "macro_f1": 0.99}, swapped_row]
     path.write_text(json.dumps({"model": model, "backend": backend, "rows": rows}))
     return path
 
@@ -57,6 +69,8 @@ def arguments(tmp_path, candidate_dev, fnc1, **quality_options) -> argparse.Name
         rules="rules.md",
         rule5="pair",
         default_model=None,
+        attempts_max_fall=0.0,
+        swapped_quality=None,
     )
 
 
@@ -199,3 +213,64 @@ def test_default_model_scores_the_pair_from_the_replaced_defaults_files(tmp_path
     args.default_model = "benchmarks/reference/default-3600"
     decide.decide(args)
     assert asked == ["d", "c", "benchmarks/reference/default-3600", "c"]
+
+
+@pytest.mark.parametrize(
+    ("candidate_attempts", "max_fall", "passed", "rule"),
+    [
+        (0.90, 0.02, True, "5 the attempts dev set's macro-F1 down by no more than 0.02"),
+        (0.8917, 0.02, True, "5 the attempts dev set's macro-F1 down by no more than 0.02"),
+        (0.89, 0.02, False, "5 the attempts dev set's macro-F1 down by no more than 0.02"),
+        (0.90, 0.0, False, "5 the attempts dev set's macro-F1 >= the default's"),
+    ],
+)
+def test_attempts_max_fall_lets_the_attempts_set_fall_that_far_and_no_further(
+    tmp_path, monkeypatch, candidate_attempts, max_fall, passed, rule
+):
+    monkeypatch.setattr(decide, "motivating_pair", lambda model: pair("neutral", 0.3))
+    dev = {"statements": 0.86, "sick": 0.87, "fnc1": 0.70, decide.ATTEMPTS: candidate_attempts}
+    args = arguments(tmp_path, dev, (0.68, 0.30))
+    default_dev = {"statements": 0.848, "sick": 0.869, "fnc1": 0.688, decide.ATTEMPTS: 0.9117}
+    args.recipe_dev = str(recipe_dev(tmp_path / "r.json", default_dev, dev))
+    args.rule5, args.attempts_max_fall = "attempts", max_fall
+    decision = decide.decide(args)
+    assert decision["results"][rule][2] is passed and decision["shipped"] is passed
+
+
+@pytest.mark.parametrize(("candidate_swapped", "passed"), [(0.75, True), (0.694, True), (0.6939, False)])
+def test_rule6_the_swapped_set_no_lower_than_the_defaults(tmp_path, monkeypatch, candidate_swapped, passed):
+    monkeypatch.setattr(decide, "motivating_pair", lambda model: pair("neutral", 0.3))
+    args = arguments(tmp_path, {"statements": 0.86, "sick": 0.87, "fnc1": 0.70}, (0.68, 0.30))
+    args.default_quality = str(quality(tmp_path / "qd.json", "default", 0.670, 0.282, swapped=0.694))
+    args.swapped_quality = str(quality(tmp_path / "qs.json", "c", 0.1, 0.1, swapped=candidate_swapped))
+    decision = decide.decide(args)
+    rule = "6 the swapped-actors dev set's macro-F1 >= the default's"
+    assert decision["results"][rule] == [candidate_swapped, 0.694, passed]
+    assert decision["shipped"] is passed
+    assert "swapped-actors dev" in decision["sources"]
+    measured, args.candidate_quality = args.candidate_quality, None  # rule 6 missed: FNC-1 need not be scored
+    if passed:
+        with pytest.raises(SystemExit) as needs:
+            decide.decide(args)
+        assert needs.value.code == decide.NEEDS_FNC1
+    else:
+        assert not decide.decide(args)["shipped"]
+    args.swapped_quality, args.candidate_quality = None, measured  # earlier cycles' rules: no rule 6
+    assert rule not in decide.decide(args)["results"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"swapped_n": 60}, "statements_swapped dev has 60 rows, not the whole split's 120"),
+        ({"backend": "torch-bf16"}, "scored with --backend torch-bf16"),
+        ({"swapped": None}, "no statements_swapped dev row for the model"),
+    ],
+)
+def test_a_swapped_file_of_the_wrong_kind_is_refused(tmp_path, monkeypatch, options, message):
+    monkeypatch.setattr(decide, "motivating_pair", lambda model: pair("neutral", 0.3))
+    args = arguments(tmp_path, {"statements": 0.86, "sick": 0.87, "fnc1": 0.70}, (0.68, 0.30))
+    args.default_quality = str(quality(tmp_path / "qd.json", "default", 0.670, 0.282, swapped=0.694))
+    args.swapped_quality = str(quality(tmp_path / "qs.json", "c", 0.1, 0.1, **({"swapped": 0.7} | options)))
+    with pytest.raises(SystemExit, match=message):
+        decide.decide(args)
