@@ -71,6 +71,7 @@ def arguments(tmp_path, candidate_dev, fnc1, **quality_options) -> argparse.Name
         default_model=None,
         attempts_max_fall=0.0,
         swapped_quality=None,
+        swapped_exclude=None,
     )
 
 
@@ -274,3 +275,39 @@ def test_a_swapped_file_of_the_wrong_kind_is_refused(tmp_path, monkeypatch, opti
     args.swapped_quality = str(quality(tmp_path / "qs.json", "c", 0.1, 0.1, **({"swapped": 0.7} | options)))
     with pytest.raises(SystemExit, match=message):
         decide.decide(args)
+
+
+@pytest.mark.parametrize(
+    ("candidate_clean", "passed"), [(0.70, True), (0.6500001, True), (0.65, True), (0.6499, False)]
+)
+def test_rule6_on_the_clean_groups_decides_and_the_whole_set_is_watched(tmp_path, monkeypatch, candidate_clean, passed):
+    monkeypatch.setattr(decide, "motivating_pair", lambda model: pair("neutral", 0.3))
+    scored = []
+
+    def clean(model, excluded):
+        scored.append((model, excluded.name))
+        return {"macro_f1": (candidate_clean if model == "c" else 0.65), "n": 84, "confusion_matrix": []}
+
+    monkeypatch.setattr(decide, "swapped_clean", clean)
+    args = arguments(tmp_path, {"statements": 0.86, "sick": 0.87, "fnc1": 0.70}, (0.68, 0.30))
+    args.default_quality = str(quality(tmp_path / "qd.json", "default", 0.670, 0.282, swapped=0.694))
+    args.swapped_quality = str(quality(tmp_path / "qs.json", "c", 0.1, 0.1, swapped=0.5))  # lower: watched only
+    args.swapped_exclude = str(tmp_path / "near.json")
+    decision = decide.decide(args)
+    rule = "6 the swapped-actors dev set's macro-F1 >= the default's, on the 84 rows of the groups no new training pair is near"
+    assert decision["results"][rule][2] is passed and decision["shipped"] is passed
+    assert decision["swapped-actors dev (watched)"]["whole set (120)"] == {"candidate": 0.5, "default": 0.694}
+    assert scored == [("c", "near.json"), ("d", "near.json")]
+    args.default_model = "benchmarks/reference/default-cycle4"  # a replaced default is scored from its files
+    decide.decide(args)
+    assert scored[-1] == ("benchmarks/reference/default-cycle4", "near.json")
+
+
+def test_swapped_clean_refuses_a_record_of_another_set_before_loading_a_model(tmp_path, monkeypatch):
+    import stance.model
+
+    monkeypatch.setattr(stance.model, "StanceClassifier", None)
+    record = tmp_path / "near.json"
+    record.write_text(json.dumps({"dev": "benchmarks/data/statements_dev.jsonl", "flagged": {}, "clean": []}))
+    with pytest.raises(SystemExit, match="not benchmarks/data/statements_swapped_dev.jsonl"):
+        decide.swapped_clean("c", record)
