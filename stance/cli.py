@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="MODEL",
         default=None,
-        help="evaluate several models side by side (use 'default' for the embedded one)",
+        help="evaluate several models side by side (use 'default' for the embedded one); with --model, that "
+        "model comes first and the others are tested against it",
     )
 
     serve = commands.add_parser("serve", help="serve the model over HTTP (needs stance[serve])")
@@ -568,7 +569,10 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     _check_common_options(args)
     spec = _dataset_spec(args, args.data)
-    models = args.compare or [args.model]
+    models = [args.model]
+    if args.compare:  # --model, when given, is compared too, first: the reference the others are tested against
+        given = [args.model] if args.model is not None else []
+        models = list(dict.fromkeys(given + args.compare))
     for model in models:  # every model argument checked before any is evaluated
         _check_model_argument(model)
     folders = _unique_names([model or "default" for model in models])

@@ -118,3 +118,11 @@ def test_compare_two_models(tmp_path, tiny_model_dir):
     with Image.open(tmp_path / "c" / "comparison.png") as figure:
         assert figure.width > 1200 and figure.height > 400
     assert f"wrote {tmp_path / 'c' / 'comparison.png'}" in result.stdout
+    # --model with --compare: that model is compared too, first (it used to be dropped without a word)
+    result = stance(
+        "eval", "--model", other, "--compare", tiny_model_dir, other, "--data", data, "--output-dir",
+        tmp_path / "m", "--no-progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    compared = json.loads((tmp_path / "m" / "comparison.json").read_text())["models"]
+    assert [entry["model"] for entry in compared] == [str(other), str(tiny_model_dir)]
