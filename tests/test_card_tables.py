@@ -79,3 +79,16 @@ def test_each_one_kind_set_gets_its_subkind_table(tmp_path, monkeypatch, capsys)
         "| role_swap | 15 | 0.600 |",
         "| symmetric | 15 | 1.000 |",
     ]
+
+
+def test_older_models_swapped_set_runs_fill_their_columns(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(card_tables, "RESULTS", tmp_path)
+    write(tmp_path / "quality.json", [("statements_swapped", "dev", "model", 0.694), ("sick", "dev", "model", 0.9)])
+    write(tmp_path / "quality_previous_default.json", [("sick", "dev", "model", 0.5)])
+    write(tmp_path / "quality_swapped_previous_default.json", [("statements_swapped", "dev", "model", 0.321),
+                                                               ("statements_swapped", "dev", "majority", 0.99)])  # fmt: skip
+    assert card_tables.main() == 0
+    lines = capsys.readouterr().out.splitlines()
+    swapped = next(line for line in lines if line.startswith("| statements_swapped | dev |"))
+    assert swapped.endswith("| **0.694** | 0.321 |"), swapped  # its model row, in the issue-time default's column
+    assert next(line for line in lines if line.startswith("| sick | dev |")).endswith("| **0.900** | 0.500 |")
