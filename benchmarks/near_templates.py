@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,6 +61,7 @@ def near_groups(dev: Path, train: list[Path], threshold: float = THRESHOLD) -> d
 
 def main(argv: list[str] | None = None) -> None:
     """Print the flagged groups and write them, with the clean ones, as JSON."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dev", required=True, type=Path)
     parser.add_argument("--train", required=True, nargs="+", type=Path)
@@ -77,8 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         "train": relative[1:],
         "threshold": args.threshold,
         "measure": "mean of premise and hypothesis Jaccard on check.masked_words",
-        "command": "python benchmarks/near_templates.py "
-        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+        "command": "python benchmarks/near_templates.py " + " ".join(argv),
     } | found
     args.output.write_text(json.dumps(record, indent=2) + "\n")
 

@@ -63,3 +63,19 @@ def test_the_sixth_cycles_record_is_what_the_files_give_now():
     )
     assert found == {"flagged": record["flagged"], "clean": record["clean"]}
     assert len(record["clean"]) + len(record["flagged"]) == 40
+
+
+def test_main_writes_the_record_it_prints(tmp_path, capsys):
+    train = write(
+        tmp_path / "train.jsonl",
+        [("t1", "tg", "Ana Lind beat Ben Kroll in the final.", "Ben Kroll lost the final to Ana Lind.")],
+    )
+    dev = write(
+        tmp_path / "dev.jsonl",
+        [("d1", "g1", "Cal Moss beat Dee Ray in the final.", "Dee Ray lost the final to Cal Moss.")],
+    )
+    near_templates.main(["--dev", str(dev), "--train", str(train), "--output", str(tmp_path / "near.json")])
+    record = json.loads((tmp_path / "near.json").read_text())
+    assert record["flagged"] == {"g1": [["d1", "t1", 1.0]]} and record["clean"] == []
+    assert record["threshold"] == near_templates.THRESHOLD and record["command"].endswith("near.json")
+    assert "1 groups flagged, 0 clean" in capsys.readouterr().out
