@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,15 +72,22 @@ def fnc1_dev(quality_file: Path, model: str) -> dict:
     return model_row(quality_file, model, "fnc1", FNC1_DEV_ROWS)
 
 
+@cache
+def fp32_classifier(model: str):
+    """The model loaded once (fp32, CPU) for every figure scored here: the motivating pair and the
+    swapped set's clean rows come from the same load."""
+    from stance.model import StanceClassifier
+
+    return StanceClassifier.from_pretrained(model, device="cpu", backend="torch")
+
+
 def motivating_pair(model: str) -> dict:
     """The model's prediction (fp32) for the project's motivating pair."""
-    from stance.model import StanceClassifier
     from stance.model.labels import LABELS
 
     pairs = [json.loads(line) for line in (REPO / "examples" / "statement_pairs.jsonl").open()]
     pair = next(row for row in pairs if row["id"] == MOTIVATING_ID)
-    classifier = StanceClassifier.from_pretrained(model, device="cpu", backend="torch")
-    result = classifier.predict([pair["premise"]], [pair["hypothesis"]])
+    result = fp32_classifier(model).predict([pair["premise"]], [pair["hypothesis"]])
     probabilities = dict(zip(LABELS, result.probabilities[0].tolist(), strict=True))
     return {"label": result.labels[0], "expected": pair["expected"], "probabilities": probabilities}
 
@@ -88,7 +96,6 @@ def swapped_clean(model: str, excluded: Path) -> dict:
     """The model's fp32 macro-F1 on the swapped-actors dev rows whose groups ``excluded`` (a
     ``benchmarks/near_templates.py`` result) does not flag as sharing a template with training data."""
     from stance.eval.metrics import classification_metrics
-    from stance.model import StanceClassifier
     from stance.model.labels import LABEL2ID
 
     record = json.loads(excluded.read_text())
@@ -97,8 +104,7 @@ def swapped_clean(model: str, excluded: Path) -> dict:
         raise SystemExit(f"{excluded}: flags groups of {record.get('dev')!r}, not {dev.relative_to(REPO)}")
     rows = [json.loads(line) for line in dev.read_text(encoding="utf-8").splitlines() if line.strip()]
     kept = [row for row in rows if row["group"] not in record["flagged"]]
-    classifier = StanceClassifier.from_pretrained(model, device="cpu", backend="torch")
-    result = classifier.predict([row["premise"] for row in kept], [row["hypothesis"] for row in kept])
+    result = fp32_classifier(model).predict([row["premise"] for row in kept], [row["hypothesis"] for row in kept])
     predicted = [LABEL2ID[label] for label in result.labels]
     metrics = classification_metrics([LABEL2ID[row["label"]] for row in kept], predicted)
     return {"macro_f1": metrics["macro_f1"], "n": len(kept), "confusion_matrix": metrics["confusion_matrix"]}
