@@ -21,11 +21,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def read_rows(path: Path) -> list[dict]:
-    """The JSON lines of ``path``."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from near_templates import read_rows  # noqa: E402  (the script that makes the records reads rows the same way)
 
 
 def kind_rows(dev: Path, kind: str, exclude: Path) -> tuple[list[dict], set[str]]:
